@@ -1,0 +1,3 @@
+"""lossmon: a live training monitor for the terminal."""
+
+__version__ = "0.1.0"

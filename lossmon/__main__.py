@@ -1,0 +1,3 @@
+from lossmon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""The `lossmon` command: watch, check, demo.
+
+Heavy imports (Textual, TensorFlow) happen inside the subcommand that needs
+them, so `lossmon check` starts fast and never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lossmon import __version__
+
+EXIT_OK = 0
+EXIT_ALERT = 1
+EXIT_USAGE = 2
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+class UsageError(Exception):
+    """A bad argument or unreadable input: exit 2 with a clear message."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lossmon", description="A live training monitor for the terminal.")
+    parser.add_argument("--version", action="version", version=f"lossmon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    watch = sub.add_parser("watch", help="tail run files and show live curves and alerts")
+    watch.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) written by LossmonCallback")
+    watch.add_argument("--poll", action="store_true", help="poll the file instead of using file events (NFS, sshfs)")
+    watch.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="seconds between safety-net polls (default 2)")
+
+    check = sub.add_parser("check", help="run the detectors over run files, no screen")
+    check.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) written by LossmonCallback")
+    check.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    check.add_argument(
+        "--fail-on",
+        choices=("warning", "critical"),
+        default="warning",
+        help="exit 1 when an alert at or above this severity was raised (default warning)",
+    )
+
+    demo = sub.add_parser("demo", help="train a small Keras model with a problem and watch it live")
+    demo.add_argument("--scenario", default="high_lr", help="which scenario to train (default high_lr)")
+    demo.add_argument("--out", type=Path, help="run file to write (default: a new temporary directory)")
+    demo.add_argument("--pace", type=float, default=0.05, metavar="S", help="seconds to pause per batch (default 0.05)")
+    demo.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    return parser
+
+
+def _check_paths(paths: list[str]) -> list[Path]:
+    out = []
+    for name in paths:
+        path = Path(name)
+        if not path.exists():
+            raise UsageError(f"run file not found: {name}")
+        if path.is_dir():
+            raise UsageError(f"{name} is a directory, not a run file")
+        out.append(path)
+    return out
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from lossmon.detect import Severity
+    from lossmon.monitor import Monitor
+    from lossmon.show.report import as_json, as_text
+
+    monitor = Monitor(_check_paths(args.runs))
+    monitor.read_to_end()
+    for source in monitor.sources:
+        if source.status == "error":
+            raise UsageError(f"cannot read {source.path}: {source.error}")
+        if source.status == "waiting":
+            raise UsageError(f"run file disappeared: {source.path}")
+    if monitor.records == 0:
+        detail = f" ({monitor.malformed} malformed lines)" if monitor.malformed else ""
+        raise UsageError(f"no lossmon records in {', '.join(args.runs)}{detail}")
+    alerts = monitor.engine.alerts
+    runs = list(monitor.store.runs.values())
+    if args.format == "json":
+        print(as_json(alerts, runs, monitor.malformed))
+    else:
+        print(as_text(alerts, runs, monitor.malformed))
+    threshold = Severity(args.fail_on).rank
+    return EXIT_ALERT if any(alert.severity.rank >= threshold for alert in alerts) else EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    for name in args.runs:
+        if Path(name).is_dir():
+            raise UsageError(f"{name} is a directory, not a run file")
+    from lossmon.show.app import WatchApp
+
+    app = WatchApp(args.runs, polling_only=True if args.poll else None, poll_interval=args.poll_interval)
+    app.run()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lossmon import demo
+
+    if args.list:
+        print(demo.listing())
+        return EXIT_OK
+    try:
+        return demo.run_demo(args.scenario, args.out, args.pace)
+    except demo.DemoError as exc:
+        raise UsageError(str(exc)) from None
+
+
+COMMANDS = {"watch": cmd_watch, "check": cmd_check, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"lossmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,96 @@
+"""What a detector is and what it says.
+
+A detector is a small stateful object, one instance per run, fed that run's
+records in order. After each record it may return verdicts: a Finding (the
+condition holds now, with its evidence) or a Clear (it no longer holds). The
+engine turns these into edge-triggered Alerts, so detectors never have to
+remember whether they already spoke.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Union
+
+from lossmon.format import Record
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A condition that holds at the record just observed."""
+
+    severity: Severity
+    message: str
+    hint: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # tells apart several conditions of one detector
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    """The condition named by `key` no longer holds."""
+
+    key: str = ""
+
+
+Verdict = Union[Finding, Clear]
+
+
+class Detector:
+    """Base class of every detector; subclasses set `id` and `observe`.
+
+    Register a subclass under the entry-point group `lossmon.detectors`.
+    Options come from the user's configuration as keyword arguments and
+    should all have defaults.
+    """
+
+    id: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+
+    def observe(self, record: Record) -> Iterable[Verdict]:
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class Alert:
+    """An edge-triggered alert as the views show it: pure data."""
+
+    run: str
+    detector: str
+    severity: Severity
+    step: int  # where the condition was first seen
+    epoch: int | None
+    message: str
+    hint: str
+    evidence: dict[str, Any]
+    key: str = ""
+    active: bool = True
+    last_step: int = 0  # the latest record that confirmed or cleared it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "detector": self.detector,
+            "severity": self.severity.value,
+            "step": self.step,
+            "epoch": self.epoch,
+            "message": self.message,
+            "evidence": self.evidence,
+            "hint": self.hint,
+            "state": "active" if self.active else "resolved",
+            "last_step": self.last_step,
+        }

@@ -1,0 +1,231 @@
+"""Small pieces the built-in detectors share.
+
+Kept here so that every detector formats numbers, reads the header and gives
+learning-rate advice the same way. Nothing in this module raises on odd
+input: headers written by other Keras versions may lack any key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from lossmon.format import BATCH, EPOCH, Record
+
+# Keras 3 default learning rates, by lower-cased optimizer class name.
+# SGD is the odd one out; everything adaptive starts at 1e-3.
+DEFAULT_LR: dict[str, float] = {
+    "sgd": 0.01,
+    "adam": 0.001,
+    "adamw": 0.001,
+    "adamax": 0.001,
+    "nadam": 0.001,
+    "rmsprop": 0.001,
+    "adagrad": 0.001,
+    "adadelta": 0.001,
+    "adafactor": 0.001,
+    "ftrl": 0.001,
+    "lamb": 0.001,
+    "lion": 0.001,
+    "muon": 0.001,
+}
+
+LN2 = math.log(2.0)
+
+
+def fmt(value: float | None) -> str:
+    """A number for a message: 4 significant digits, 'n/a' when unknown."""
+    if value is None:
+        return "n/a"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def fmt_lr(value: float) -> str:
+    """A learning rate as people write it: 0.001, 1e-05, 1.0."""
+    text = f"{value:g}"
+    return text + ".0" if text.lstrip("-").isdigit() else text
+
+
+def fmt_times(ratio: float) -> str:
+    """A ratio for 'Nx' phrases: 12.3, 250, 1000."""
+    return f"{ratio:.0f}" if ratio >= 100 else f"{ratio:.3g}"
+
+
+def finite(value: Any) -> float | None:
+    """`value` as a float when it is a finite real number, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def median(values: Sequence[float]) -> float:
+    """Median that cannot overflow when averaging the two middle values."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    return ordered[mid - 1] / 2 + ordered[mid] / 2
+
+
+def epoch_label(epoch: int | None) -> str:
+    """Epoch numbers in messages are 1-based, as Keras prints them."""
+    return "?" if epoch is None else str(epoch + 1)
+
+
+class EMA:
+    """Exponential moving average, seeded with the first value it sees."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = min(max(float(alpha), 1e-6), 1.0)
+        self.value: float | None = None
+
+    def update(self, x: float) -> float:
+        if self.value is None:
+            self.value = x
+        else:
+            # Weighted sum, not value + alpha * (x - value): cannot overflow.
+            self.value = (1.0 - self.alpha) * self.value + self.alpha * x
+        return self.value
+
+
+@dataclass
+class RunInfo:
+    """What the header says that detectors use for hints, all optional.
+
+    `lr` starts as the header's learning rate and follows the `lr` that epoch
+    records carry, so schedules and ReduceLROnPlateau are reflected.
+    """
+
+    optimizer: str | None = None
+    lr: float | None = None
+    loss: str | None = None
+    output_units: int | None = None
+
+    def update(self, record: Record) -> None:
+        if record.kind == "header":
+            self._read_header(record.data)
+        elif record.kind == EPOCH:
+            lr = finite(record.values.get("lr"))
+            if lr is not None and lr > 0:
+                self.lr = lr
+
+    def _read_header(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        opt = data.get("optimizer")
+        if isinstance(opt, dict):
+            name = opt.get("class")
+            self.optimizer = name if isinstance(name, str) and name else None
+            lr = finite(opt.get("learning_rate"))
+            config = opt.get("config")
+            if lr is None and isinstance(config, dict):
+                lr = finite(config.get("learning_rate"))
+            self.lr = lr if lr is not None and lr > 0 else None
+        elif isinstance(opt, str) and opt:
+            self.optimizer = opt
+        loss = data.get("loss")
+        self.loss = loss if isinstance(loss, str) and loss else None
+        self.output_units = _output_units(data.get("model"))
+
+    @property
+    def default_lr(self) -> float | None:
+        if self.optimizer is None:
+            return None
+        return DEFAULT_LR.get(self.optimizer.lower())
+
+    def lr_ratio(self) -> float | None:
+        """How many times the optimizer's default the current lr is."""
+        default = self.default_lr
+        if self.lr is None or default is None:
+            return None
+        return self.lr / default
+
+    def lr_too_high(self, times: float = 10.0) -> str | None:
+        """A concrete sentence when the lr is `times`x its default or more."""
+        ratio, lr, default = self.lr_ratio(), self.lr, self.default_lr
+        if ratio is None or lr is None or default is None or ratio < times:
+            return None
+        return (
+            f"learning rate {fmt_lr(lr)} is {fmt_times(ratio)}x {self.optimizer}'s "
+            f"default {fmt_lr(default)}: try {fmt_lr(default)}"
+        )
+
+    def lr_too_low(self, times: float = 100.0) -> str | None:
+        """A concrete sentence when the lr is 1/`times` of its default or less."""
+        ratio, lr, default = self.lr_ratio(), self.lr, self.default_lr
+        if ratio is None or lr is None or default is None or ratio > 1.0 / times:
+            return None
+        return (
+            f"learning rate {fmt_lr(lr)} is {fmt_times(1.0 / ratio)}x below "
+            f"{self.optimizer}'s default {fmt_lr(default)}: try {fmt_lr(default)}"
+        )
+
+    def chance_loss(self) -> float | None:
+        """The loss of a model that only predicts the class prior, if known.
+
+        ln 2 for binary cross-entropy on balanced labels, ln K for K-class
+        categorical cross-entropy: a loss stuck there means nothing was
+        learned beyond the label frequencies.
+        """
+        name = (self.loss or "").lower().replace("_", "").replace(" ", "")
+        if name in ("binarycrossentropy", "bce"):
+            return LN2
+        if name in ("categoricalcrossentropy", "sparsecategoricalcrossentropy"):
+            if self.output_units is not None and self.output_units >= 2:
+                return math.log(self.output_units)
+        return None
+
+
+def _output_units(model: Any) -> int | None:
+    if not isinstance(model, dict):
+        return None
+    layers = model.get("layers")
+    if not isinstance(layers, list):
+        return None
+    for layer in reversed(layers):
+        if not isinstance(layer, dict):
+            continue
+        units = layer.get("units")
+        if units is None and isinstance(layer.get("config"), dict):
+            units = layer["config"].get("units")
+        if isinstance(units, int) and not isinstance(units, bool) and units > 0:
+            return units
+    return None
+
+
+class Order:
+    """Drops records that arrive out of order or twice.
+
+    Batch records must have a larger step than the last batch record; epoch
+    records a larger epoch (or step, when the epoch is missing) than the last
+    epoch record. Anything else passes.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._batch_step = -1
+        self._epoch: tuple[int, int] = (-1, -1)
+
+    def is_new(self, record: Record) -> bool:
+        if record.kind == BATCH:
+            if record.step <= self._batch_step:
+                return False
+            self._batch_step = record.step
+            return True
+        if record.kind == EPOCH:
+            key = (record.epoch if record.epoch is not None else self._epoch[0], record.step)
+            if record.epoch is not None:
+                fresh = record.epoch > self._epoch[0]
+            else:
+                fresh = record.step > self._epoch[1]
+            if not fresh:
+                return False
+            self._epoch = key
+            return True
+        return True

@@ -1,0 +1,251 @@
+"""The training loss climbs far above the best it reached.
+
+Per-step losses are noisy, so raw values are never compared: a rolling
+median drops lone spikes, an EMA smooths what is left, and both the rise and
+the drop that came before it must be large before anything is said.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
+from lossmon.detectors._util import (
+    EMA,
+    Order,
+    RunInfo,
+    epoch_label,
+    finite,
+    fmt,
+    fmt_lr,
+    fmt_times,
+    median,
+)
+from lossmon.format import BATCH, EPOCH, Record, json_safe
+
+
+class Divergence(Detector):
+    """Training loss diverging: smoothed loss far above its best.
+
+    Smoothing: per-step losses pass through a rolling median of `window`
+    steps (a spike of one or two steps never moves it), then an EMA with
+    `alpha`. During the first `warmup` points the smoothed value is the plain
+    median of what has been seen; the EMA is then seeded with that median,
+    so one lucky first batch cannot drag the smoothed curve down for long.
+    Runs without batch records use the epoch losses instead (no median,
+    `epoch_alpha`, `epoch_warmup`).
+
+    After `warmup` points, either of these starts an alert:
+
+    - rebound: smoothed >= `factor` x best, best being the lowest smoothed
+      value since warm-up, and the rise gives back at least `share` of the
+      progress made (first loss - best). The second part keeps runs near zero
+      quiet: 0.004 -> 0.009 doubles the loss but gives back nothing of the
+      0.69 -> 0.004 drop.
+    - blow-up: smoothed >= `critical_factor` x the lowest smoothed value seen
+      at all, the very first batch included (same `share` condition). Batch
+      noise does not do 10x; this catches a learning rate so high that the
+      loss explodes on step 2, before there is any history to smooth.
+
+    Severity is CRITICAL while the blow-up holds and the smoothed loss is
+    also above the first loss (everything learned is gone), else WARNING.
+    An alert stays on while the smoothed loss is above 1.5x the first loss, and
+    until both conditions fail at half their excess (1.5x best, 5.5x the
+    lowest value, share / 2) for `window` points in a row (one point for
+    epoch losses); then it clears. Both halves keep a
+    loss that hovers at a threshold from flapping. A loss that reaches zero or
+    below is not judged: a ratio to it means nothing.
+    """
+
+    id = "divergence"
+    title = "Loss diverging"
+
+    def __init__(
+        self,
+        monitor: str = "loss",
+        factor: float = 2.0,
+        share: float = 0.25,
+        critical_factor: float = 10.0,
+        alpha: float = 0.1,
+        window: int = 5,
+        warmup: int = 5,
+        epoch_alpha: float = 0.5,
+        epoch_warmup: int = 2,
+    ) -> None:
+        self.monitor = monitor
+        self.factor = float(factor)
+        self.share = float(share)
+        self.critical_factor = max(float(critical_factor), self.factor)
+        self.alpha = float(alpha)
+        self.window = max(int(window), 1)
+        self.warmup = max(int(warmup), 1)
+        self.epoch_alpha = float(epoch_alpha)
+        self.epoch_warmup = max(int(epoch_warmup), 1)
+        self.info = RunInfo()
+        self.order = Order()
+        self._source: str | None = None  # "batch" or "epoch"
+        self._reset()
+
+    def _reset(self) -> None:
+        self._recent: deque[float] = deque(maxlen=self.window)
+        self._early: list[float] = []  # raw values of the warm-up
+        self._ema: EMA | None = None
+        self._n = 0
+        self._start: float | None = None  # first raw loss
+        self._smoothed: float | None = None
+        self._best_any: float | None = None  # lowest smoothed value, warm-up included
+        self._best_any_step = 0
+        self._best: float | None = None  # lowest smoothed value since warm-up
+        self._best_step = 0
+        self._active = False
+        self._calm = 0  # points in a row below the hold thresholds
+
+    def observe(self, record: Record) -> list[Verdict]:
+        self.info.update(record)
+        if record.kind not in (BATCH, EPOCH) or not self.order.is_new(record):
+            return []
+        loss = finite(record.values.get(self.monitor))
+        if loss is None:
+            return []
+        verdicts: list[Verdict] = []
+        if record.kind == BATCH:
+            if self._source != "batch":
+                # Per-step values beat epoch means: start over with them.
+                verdicts = self._clear()
+                self._source = "batch"
+                self._reset()
+        elif self._source == "batch":
+            return []
+        else:
+            self._source = "epoch"
+        return verdicts + self._feed(loss, record)
+
+    # ------------------------------------------------------------ smoothing
+
+    def _feed(self, loss: float, record: Record) -> list[Verdict]:
+        batch = self._source == "batch"
+        warmup = self.warmup if batch else self.epoch_warmup
+        self._n += 1
+        if self._start is None:
+            self._start = loss
+        self._recent.append(loss)
+        if self._n <= warmup:
+            self._early.append(loss)
+            smoothed = median(self._early)
+            if self._n == warmup:
+                self._ema = EMA(self.alpha if batch else self.epoch_alpha)
+                self._ema.update(smoothed)
+        else:
+            if self._ema is None:  # unreachable: seeded at the end of warm-up
+                self._ema = EMA(self.alpha if batch else self.epoch_alpha)
+            point = median(self._recent) if batch else loss
+            smoothed = self._ema.update(point)
+        self._smoothed = smoothed
+
+        if self._best_any is None or smoothed < self._best_any:
+            self._best_any, self._best_any_step = smoothed, record.step
+        if self._n >= warmup and (self._best is None or smoothed < self._best):
+            self._best, self._best_step = smoothed, record.step
+        if self._n < warmup:
+            return []
+        return self._judge(record)
+
+    # ------------------------------------------------------------ verdict
+
+    def _judge(self, record: Record) -> list[Verdict]:
+        s, start = self._smoothed, self._start
+        best, best_any = self._best, self._best_any
+        if s is None or start is None or best is None or best_any is None:
+            return []
+        if best <= 0 or best_any <= 0:
+            return self._clear()
+
+        def holds(level: float) -> tuple[bool, bool]:
+            """(blow-up, rebound) at `level` of each threshold's excess.
+
+            level 1 is the full threshold, to start an alert; level 0.5 is
+            half of it, to keep one going (hysteresis).
+            """
+            factor = 1 + (self.factor - 1) * level
+            critical = 1 + (self.critical_factor - 1) * level
+            share = self.share * level
+            blow_up = s >= critical * best_any and s - best_any >= share * max(start - best_any, 0.0)
+            rebound = s >= factor * best and s - best >= share * max(start - best, 0.0)
+            return blow_up, rebound
+
+        blow_up, rebound = holds(1.0)
+        if blow_up or rebound:
+            rule = "blow-up" if blow_up else "rebound"
+            self._calm = 0
+        elif not self._active:
+            return []
+        else:
+            blow_up_held, rebound_held = holds(0.5)
+            # A loss still well above where the run started has not
+            # recovered, however it wobbles: keep the alert, don't flap.
+            if blow_up_held or rebound_held or s > (1 + (self.factor - 1) * 0.5) * start:
+                self._calm = 0
+            else:
+                # Below the hold thresholds for a whole median window
+                # (batches) or one epoch: clear.
+                self._calm += 1
+                if self._calm >= (self.window if self._source == "batch" else 1):
+                    return self._clear()
+            rule = "rebound" if rebound_held and not blow_up_held else "blow-up"
+
+        self._active = True
+        if rule == "blow-up":
+            ref, ref_step = best_any, self._best_any_step
+        else:
+            ref, ref_step = best, self._best_step
+        ratio = s / ref
+        # CRITICAL: a 10x blow-up that also wiped out everything learned.
+        severity = Severity.CRITICAL if blow_up and s >= start else Severity.WARNING
+        where = f"step {record.step}"
+        if record.epoch is not None:
+            where += f" (epoch {epoch_label(record.epoch)})"
+        message = (
+            f"{self.monitor} diverging at {where}: smoothed {fmt(s)} is {fmt_times(ratio)}x "
+            f"its best {fmt(ref)} (step {ref_step}); first value {fmt(self._start)}"
+        )
+        evidence = {
+            "smoothed_loss": s,
+            "best_loss": ref,
+            "best_step": ref_step,
+            "ratio": ratio,
+            "start_loss": self._start,
+            "step": record.step,
+            "source": self._source,
+            "rule": rule,
+        }
+        if self.info.lr is not None:
+            evidence["learning_rate"] = self.info.lr
+        if self.info.optimizer:
+            evidence["optimizer"] = self.info.optimizer
+        return [Finding(severity, message, self._hint(), json_safe(evidence))]
+
+    def _clear(self) -> list[Verdict]:
+        if not self._active:
+            return []
+        self._active = False
+        self._calm = 0
+        return [Clear()]
+
+    def _hint(self) -> str:
+        info = self.info
+        too_high = info.lr_too_high()
+        if too_high:
+            head = f"The {too_high}, or at least 10x lower ({fmt_lr(info.lr / 10)})"
+        elif info.lr is not None:
+            head = (
+                f"The learning rate is probably too high for this model/data: try 10x lower "
+                f"({fmt_lr(info.lr)} -> {fmt_lr(info.lr / 10)})"
+            )
+        else:
+            head = "The learning rate is probably too high: try 10x lower"
+        return (
+            head
+            + "; add gradient clipping (clipnorm=1.0 in the optimizer); warm the "
+            "learning rate up over the first steps with a schedule; check the inputs "
+            "for outliers and scale them (StandardScaler)."
+        )

@@ -1,0 +1,200 @@
+"""The run-file format: one JSON object per line, shared by writer and reader.
+
+Both sides of the pipeline import this module, so the record layout lives in
+exactly one place. docs/format.md is the human description of the same thing.
+It must stay free of TensorFlow and Textual imports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+FORMAT_VERSION = 1
+
+HEADER = "header"
+BATCH = "batch"
+EPOCH = "epoch"
+END = "end"
+KINDS = frozenset({HEADER, BATCH, EPOCH, END})
+
+# End-record statuses.
+COMPLETED = "completed"
+STOPPED_EARLY = "stopped_early"
+INTERRUPTED = "interrupted"
+ERROR = "error"
+
+# Non-finite floats are written as these strings, so every line is RFC 8259 JSON.
+_NONFINITE_OUT = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_NONFINITE_IN = {
+    "NaN": math.nan,
+    "nan": math.nan,
+    "Infinity": math.inf,
+    "inf": math.inf,
+    "+Infinity": math.inf,
+    "-Infinity": -math.inf,
+    "-inf": -math.inf,
+}
+
+
+# ---------------------------------------------------------------- writing
+
+
+def json_number(value: float) -> float | str:
+    """A float as the run file stores it: finite as is, otherwise a string."""
+    if value != value:
+        return "NaN"
+    return _NONFINITE_OUT.get(value, value)
+
+
+def clean_logs(logs: dict[str, Any] | None) -> dict[str, float | str]:
+    """Keep the scalar entries of a Keras logs dict, JSON-safe."""
+    out: dict[str, float | str] = {}
+    if not logs:
+        return out
+    for key, value in logs.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        out[str(key)] = json_number(number)
+    return out
+
+
+def json_safe(value: Any) -> Any:
+    """`value` as plain strict JSON: non-finite floats as strings, numpy
+    values unwrapped, anything else unknown as its string."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return json_number(value)
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars, tensors
+    if tolist is not None:
+        try:
+            return json_safe(tolist())
+        except Exception:
+            pass
+    return str(value)
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One record as one strict-JSON line, newline included; never raises.
+
+    orjson writes NaN and Infinity as `null`, so a line with a `null` in it
+    takes the slow path that spells them out.
+    """
+    try:
+        line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:  # orjson.JSONEncodeError: a value orjson cannot write
+        line = b"null"
+    if b"null" in line:
+        line = orjson.dumps(json_safe(record))
+    return line + b"\n"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def to_float(value: Any) -> float | None:
+    """A metric value as read from a file, or None when it is not a number."""
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    if type(value) is str:
+        return _NONFINITE_IN.get(value)
+    return None
+
+
+def _constant(token: str) -> float:
+    return _NONFINITE_IN[token]
+
+
+def parse_line(line: bytes) -> Any:
+    """Parse one line; raise ValueError when it is not JSON.
+
+    orjson is strict RFC 8259; Python's json module writes bare NaN/Infinity
+    tokens, which only the slow path accepts.
+    """
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        if b"NaN" not in line and b"Infinity" not in line:
+            raise ValueError("not valid JSON") from None
+    try:
+        return json.loads(line, parse_constant=_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError("not valid JSON") from exc
+
+
+def _numbers(raw: Any) -> dict[str, float]:
+    if type(raw) is not dict:
+        return {}
+    out = {}
+    for key, value in raw.items():
+        number = to_float(value)
+        if number is not None:
+            out[key] = number
+    return out
+
+
+@dataclass(slots=True)
+class Record:
+    """A validated record. `values` holds the numbers detectors and plots use.
+
+    For batch records, `values` are the per-step values (recovered from
+    Keras' running means by the writer) where present, else the logs as
+    written. For epoch records they are the epoch logs plus `lr`.
+    """
+
+    kind: str
+    run: str
+    step: int
+    epoch: int | None = None
+    time: float | None = None
+    values: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def to_record(obj: Any) -> Record | None:
+    """Validate a parsed line; None when it is not a lossmon record."""
+    if type(obj) is not dict:
+        return None
+    kind = obj.get("kind")
+    if kind not in KINDS:
+        return None
+    run = obj.get("run")
+    step = obj.get("step")
+    if type(run) is not str or type(step) is not int or step < 0:
+        return None
+    epoch = obj.get("epoch")
+    if type(epoch) is not int:
+        epoch = None
+    time = to_float(obj.get("time"))
+    if kind == BATCH:
+        values = _numbers(obj.get("logs"))
+        values.update(_numbers(obj.get("step_logs")))
+    elif kind == EPOCH:
+        values = _numbers(obj.get("logs"))
+        lr = to_float(obj.get("lr"))
+        if lr is not None:
+            values["lr"] = lr
+    else:
+        values = {}
+    return Record(kind, run, step, epoch, time, values, obj)
+
+
+def decode(line: bytes) -> Record | None:
+    """Parse and validate one line; None when it is malformed."""
+    try:
+        return to_record(parse_line(line))
+    except ValueError:
+        return None

@@ -1,0 +1,116 @@
+"""Runs as the views see them: bounded series per metric plus run state.
+
+The model knows nothing about files or screens. It takes validated records
+in file order and keeps, per run, what the plots and the status line need.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from lossmon.format import BATCH, END, EPOCH, HEADER, Record
+from lossmon.model.series import DEFAULT_CAPACITY, Series
+
+_RATE_WINDOW = 64
+
+
+@dataclass(eq=False)
+class Run:
+    """One training run (one `fit` call)."""
+
+    id: str
+    capacity: int = DEFAULT_CAPACITY
+    header: dict[str, Any] | None = None
+    end: dict[str, Any] | None = None
+    batch: dict[str, Series] = field(default_factory=dict)
+    epoch: dict[str, Series] = field(default_factory=dict)
+    epoch_steps: list[int] = field(default_factory=list)
+    step: int = 0
+    epoch_index: int | None = None
+    last_time: float | None = None
+    records: int = 0
+    version: int = 0  # bumps on every change, so views redraw only when needed
+    _recent: deque = field(default_factory=lambda: deque(maxlen=_RATE_WINDOW))
+
+    @property
+    def status(self) -> str:
+        if self.end is None:
+            return "running"
+        status = self.end.get("status")
+        return status if isinstance(status, str) else "ended"
+
+    @property
+    def epochs(self) -> int | None:
+        value = (self.header or {}).get("epochs")
+        return value if type(value) is int else None
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        value = (self.header or {}).get("steps_per_epoch")
+        return value if type(value) is int else None
+
+    def steps_per_second(self) -> float | None:
+        """Recent training speed from the records' own timestamps."""
+        if len(self._recent) < 2:
+            return None
+        (t0, s0), (t1, s1) = self._recent[0], self._recent[-1]
+        if t1 <= t0 or s1 <= s0:
+            return None
+        return (s1 - s0) / (t1 - t0)
+
+    def add(self, record: Record) -> None:
+        self.records += 1
+        self.version += 1
+        if record.time is not None and record.time == record.time:
+            self.last_time = record.time
+        if record.kind == HEADER:
+            self.header = record.data
+            return
+        self.step = max(self.step, record.step)
+        if record.epoch is not None and (self.epoch_index is None or record.epoch > self.epoch_index):
+            self.epoch_index = record.epoch
+        if record.kind == BATCH:
+            self._append(self.batch, record)
+            if record.time is not None:
+                self._recent.append((record.time, record.step))
+        elif record.kind == EPOCH:
+            self._append(self.epoch, record)
+            self.epoch_steps.append(record.step)
+            del self.epoch_steps[: -self.capacity]
+        elif record.kind == END:
+            self.end = record.data
+
+    def _append(self, table: dict[str, Series], record: Record) -> None:
+        for name, value in record.values.items():
+            series = table.get(name)
+            if series is None:
+                series = table[name] = Series(self.capacity)
+            series.append(record.step, value)
+
+
+class RunStore:
+    """All runs seen in one or more files, in order of first appearance."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, max_runs: int = 64) -> None:
+        self.capacity = capacity
+        self.max_runs = max_runs
+        self.runs: dict[str, Run] = {}
+        self.version = 0  # bumps on every record, so views redraw only when needed
+
+    def add(self, record: Record) -> Run:
+        run = self.runs.get(record.run)
+        if run is None:
+            run = self.runs[record.run] = Run(record.run, self.capacity)
+            while len(self.runs) > self.max_runs:
+                del self.runs[next(iter(self.runs))]
+        run.add(record)
+        self.version += 1
+        return run
+
+    @property
+    def latest(self) -> Run | None:
+        if not self.runs:
+            return None
+        return next(reversed(self.runs.values()))

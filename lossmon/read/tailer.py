@@ -1,0 +1,186 @@
+"""Incremental reading of a run file that another process is still writing.
+
+The writer appends one JSON line per record, possibly over a slow or remote
+file system, and may be restarted, truncate the file or have it rotated. The
+reader must therefore never trust a half-written line, never crash on bad
+bytes, and never hold an unbounded amount of data in memory.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Literal
+
+from lossmon.format import Record, decode
+
+Status = Literal["waiting", "ok", "error"]
+
+MiB = 1024 * 1024
+_READ_CHUNK = 1 * MiB  # bytes per read() call; bounds the memory of one step
+# O_NONBLOCK: never hang opening a FIFO; O_BINARY: no newline translation on Windows.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+NOTICE_TRUNCATED = "file was truncated; reading from the start"
+NOTICE_REPLACED = "file was replaced; reading from the start"
+NOTICE_VANISHED = "file disappeared; waiting for it to come back"
+
+
+@dataclass(slots=True)
+class TailBatch:
+    """What one poll() found: new records plus what went wrong on the way."""
+
+    records: list[Record] = field(default_factory=list)
+    malformed: int = 0
+    notices: list[str] = field(default_factory=list)
+    more: bool = False  # unread bytes remain; poll again soon
+
+
+class Tailer:
+    """Reads the complete new lines of a run file on each poll().
+
+    The file is opened, read from the saved offset and closed on every poll,
+    so a rotated, truncated or re-created file is picked up without any
+    descriptor juggling. OSErrors about the file are reported through
+    `status` and `error`, never raised, because a monitor should keep
+    waiting rather than die when the file is briefly unavailable.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_line_bytes: int = 16 * MiB,
+        max_bytes_per_poll: int = 8 * MiB,
+    ) -> None:
+        if max_line_bytes < 1 or max_bytes_per_poll < 1:
+            raise ValueError("max_line_bytes and max_bytes_per_poll must be positive")
+        self.path = os.fspath(path)
+        self.max_line_bytes = max_line_bytes
+        self.max_bytes_per_poll = max_bytes_per_poll
+        self.status: Status = "waiting"
+        self.error: str | None = None
+        self.offset = 0  # bytes consumed from the file, held-back partial line included
+        self.records_read = 0
+        self.malformed = 0
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file read last
+        self._vanished = False  # the file was missing since it was last read
+        self._partial = bytearray()  # start of a line whose newline has not arrived yet
+        self._skipping = False  # inside an over-long line: drop bytes up to the next newline
+
+    def poll(self) -> TailBatch:
+        """Read what was appended since the last call (at most max_bytes_per_poll)."""
+        batch = TailBatch()
+        try:
+            fd = os.open(self.path, _OPEN_FLAGS)
+        except OSError as exc:
+            self._fail(exc, batch)
+            return batch
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                self._set_error(f"{self.path} is a directory, not a run file")
+                return batch
+            if not stat.S_ISREG(info.st_mode):
+                self._set_error(f"{self.path} is not a regular file")
+                return batch
+            self._check_identity(info, batch)
+            self._read(fd, batch)
+            self.status, self.error = "ok", None
+        except OSError as exc:
+            self._fail(exc, batch)
+        finally:
+            os.close(fd)
+        self.records_read += len(batch.records)
+        self.malformed += batch.malformed
+        return batch
+
+    # ------------------------------------------------------------ internals
+
+    def _check_identity(self, info: os.stat_result, batch: TailBatch) -> None:
+        """Start over when the file is a different one or got shorter."""
+        identity = (info.st_dev, info.st_ino)
+        if self._identity is not None and (self._vanished or identity != self._identity):
+            self._restart(NOTICE_REPLACED, batch)
+        elif info.st_size < self.offset:
+            self._restart(NOTICE_TRUNCATED, batch)
+        self._identity = identity
+        self._vanished = False
+
+    def _restart(self, notice: str, batch: TailBatch) -> None:
+        # A held-back partial line belongs to the old contents: drop it.
+        self.offset = 0
+        self._partial.clear()
+        self._skipping = False
+        batch.notices.append(notice)
+
+    def _read(self, fd: int, batch: TailBatch) -> None:
+        os.lseek(fd, self.offset, os.SEEK_SET)
+        budget = self.max_bytes_per_poll
+        while budget > 0:
+            chunk = os.read(fd, min(_READ_CHUNK, budget))
+            if not chunk:
+                return
+            self.offset += len(chunk)
+            budget -= len(chunk)
+            self._feed(chunk, batch)
+        batch.more = os.fstat(fd).st_size > self.offset
+
+    def _feed(self, chunk: bytes, batch: TailBatch) -> None:
+        """Split a chunk into lines, joining with the held-back partial line."""
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if self._skipping:
+                self._skipping = False  # the over-long line ends here; it was counted already
+            elif len(self._partial) + (end - start) > self.max_line_bytes:
+                self._partial.clear()
+                batch.malformed += 1
+            elif self._partial:
+                self._partial += chunk[start:end]
+                self._line(bytes(self._partial), batch)
+                self._partial.clear()
+            else:
+                self._line(chunk[start:end], batch)
+            start = end + 1
+        if self._skipping or start == len(chunk):
+            return
+        if len(self._partial) + (len(chunk) - start) > self.max_line_bytes:
+            self._partial.clear()
+            self._skipping = True
+            batch.malformed += 1
+        else:
+            self._partial += chunk[start:]
+
+    def _line(self, line: bytes, batch: TailBatch) -> None:
+        if not line.strip():
+            return  # blank lines are harmless padding, not damage
+        try:
+            record = decode(line)
+        except (ValueError, RecursionError):  # decode() should catch these; be safe anyway
+            record = None
+        if record is None:
+            batch.malformed += 1
+        else:
+            batch.records.append(record)
+
+    def _fail(self, exc: OSError, batch: TailBatch) -> None:
+        if isinstance(exc, FileNotFoundError):
+            if self._identity is not None and not self._vanished:
+                batch.notices.append(NOTICE_VANISHED)
+                self._vanished = True
+            self.status, self.error = "waiting", None
+        elif isinstance(exc, PermissionError):
+            self._set_error(f"permission denied: {self.path}")
+        elif isinstance(exc, IsADirectoryError):
+            self._set_error(f"{self.path} is a directory, not a run file")
+        elif isinstance(exc, NotADirectoryError):
+            self._set_error(f"{self.path}: a parent of this path is not a directory")
+        elif exc.errno == errno.ELOOP:
+            self._set_error(f"{self.path}: too many levels of symbolic links")
+        else:
+            self._set_error(f"cannot read {self.path}: {exc.strerror or exc}")
+
+    def _set_error(self, message: str) -> None:
+        self.status, self.error = "error", message

@@ -1,0 +1,111 @@
+"""Append records to a run file, one `write(2)` per record.
+
+The writer sits on the training hot path and must never stop a run: an I/O
+error (full disk, unwritable directory, ...) becomes one warning, and later
+failures are silent. It holds no userspace buffer, so a reader tailing the
+file sees each record as soon as `write` returns, and it opens the file with
+`O_APPEND`, so records from several processes never interleave.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+
+from lossmon.format import encode
+
+__all__ = ["LossmonWarning", "RunFileWriter"]
+
+
+class LossmonWarning(UserWarning):
+    """Something went wrong in lossmon; training carries on regardless."""
+
+
+class RunFileWriter:
+    """Appends records to the run file at `path`.
+
+    Example:
+
+    >>> with RunFileWriter("runs/demo.jsonl") as writer:
+    ...     writer.write({"kind": "batch", "run": "r", "step": 1})
+    True
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd: int | None = None
+        self._failed = False  # an I/O error happened: stop writing
+        self._warned = False
+        self._closed = False
+        try:
+            parent = os.path.dirname(self.path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+            )
+        except OSError as exc:
+            self._fail("cannot open", exc)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every write so far has succeeded."""
+        return self._fd is not None and not self._failed
+
+    def write(self, record: dict[str, Any]) -> bool:
+        """Append one record; False when it could not be written."""
+        if self._fd is None or self._failed:
+            return False
+        try:
+            line = encode(record)
+        except Exception as exc:  # e.g. an int beyond 64 bits: skip the record
+            self._warn("cannot encode a record for", exc)
+            return False
+        try:
+            written = os.write(self._fd, line)
+            # A short write is rare (signals, quotas); finish the line.
+            while written < len(line):
+                more = os.write(self._fd, line[written:])
+                if more <= 0:
+                    raise OSError(f"short write ({written} of {len(line)} bytes)")
+                written += more
+        except OSError as exc:
+            self._fail("cannot write to", exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the file; safe to call more than once."""
+        self._closed = True
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _fail(self, what: str, exc: OSError) -> None:
+        """Stop writing after an I/O error; the run itself goes on."""
+        self._failed = True
+        self._warn(what, exc, "Training continues, but this run is no longer recorded.")
+
+    def _warn(self, what: str, exc: BaseException, then: str = "") -> None:
+        """One warning per writer, so a broken disk doesn't flood the log."""
+        if self._warned:
+            return
+        self._warned = True
+        message = f"lossmon {what} run file {self.path!r}: {exc}."
+        warnings.warn(f"{message} {then}".strip(), LossmonWarning, stacklevel=4)
+
+    def __enter__(self) -> RunFileWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("failed" if self._failed else "open")
+        return f"RunFileWriter({self.path!r}, {state})"
+

@@ -1,0 +1,45 @@
+"""What `lossmon watch` looks like at 80x24 and 160x48, with fixed data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lossmon.show.app import WatchApp
+from records import batch, end, epoch, header, write
+from test_app import wait_for
+
+
+def fixed_run(path):
+    """A run that learns for 3 epochs, then the learning rate blows it up."""
+    rng = np.random.default_rng(7)
+    records = [header(lr=1.0, epochs=6, steps=20)]
+    losses = []
+    for step in range(1, 121):
+        if step <= 60:
+            loss = 0.69 * math.exp(-step / 50) + rng.normal(0, 0.01)
+        else:
+            loss = min(0.4 * 1.15 ** (step - 60), 12.0) + rng.normal(0, 0.2)
+        losses.append(loss)
+        records.append(batch(step, loss, steps_per_epoch=20, accuracy=min(0.5 + step / 200, 0.8)))
+        if step % 20 == 0:
+            e = step // 20 - 1
+            mean = float(np.mean(losses[-20:]))
+            records.append(epoch(e, mean, mean * 1.1, steps_per_epoch=20, accuracy=0.6, val_accuracy=0.55))
+    records.append(end(120))
+    return write(path, records), len(records)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_watch_layout(snap_compare, tmp_path, size):
+    path, count = fixed_run(tmp_path / "run.jsonl")
+    app = WatchApp([path], poll_interval=0.5)
+    app.clock = lambda: 1000.0 + 120 * 0.1 + 5  # five seconds after the last record
+
+    async def loaded(pilot):
+        await wait_for(pilot, lambda: app.monitor.records == count)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=loaded)
