@@ -20,7 +20,8 @@ HEADER = "header"
 BATCH = "batch"
 EPOCH = "epoch"
 END = "end"
-KINDS = frozenset({HEADER, BATCH, EPOCH, END})
+PROBE = "probe"
+KINDS = frozenset({HEADER, BATCH, EPOCH, END, PROBE})
 
 # End-record statuses.
 COMPLETED = "completed"
@@ -146,13 +147,29 @@ def _numbers(raw: Any) -> dict[str, float]:
     return out
 
 
+def _probe_values(obj: dict[str, Any]) -> dict[str, float]:
+    """A probe record flattened: its top-level numbers ("probe_loss",
+    "grad_norm", ...) plus "<measure>/<layer>" for each layer's numbers."""
+    values = _numbers(obj)
+    values.pop("step", None)
+    values.pop("epoch", None)
+    values.pop("time", None)
+    layers = obj.get("layers")
+    if type(layers) is dict:
+        for layer, measures in layers.items():
+            for measure, value in _numbers(measures).items():
+                values[f"{measure}/{layer}"] = value
+    return values
+
+
 @dataclass(slots=True)
 class Record:
     """A validated record. `values` holds the numbers detectors and plots use.
 
     For batch records, `values` are the per-step values (recovered from
     Keras' running means by the writer) where present, else the logs as
-    written. For epoch records they are the epoch logs plus `lr`.
+    written. For epoch records they are the epoch logs plus `lr`. For probe
+    records, the probe's numbers, per-layer ones named "<measure>/<layer>".
     """
 
     kind: str
@@ -187,6 +204,8 @@ def to_record(obj: Any) -> Record | None:
         lr = to_float(obj.get("lr"))
         if lr is not None:
             values["lr"] = lr
+    elif kind == PROBE:
+        values = _probe_values(obj)
     else:
         values = {}
     return Record(kind, run, step, epoch, time, values, obj)

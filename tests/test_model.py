@@ -75,3 +75,12 @@ def test_runstore_version_changes_only_on_records():
     before = store.version
     store.add(to_record(batch(1, 0.5)))
     assert store.version > before
+
+
+def test_probe_records_are_flattened_into_the_probe_table():
+    store = RunStore()
+    raw = {"kind": "probe", "run": "r1", "step": 10, "epoch": 0, "time": 1.0, "probe_loss": 0.5, "grad_norm": 2.0,
+           "layers": {"dense": {"grad_norm": 1.5, "update_ratio": 1e-3}, "bad": "x"}}
+    run = store.add(to_record(raw))
+    assert sorted(run.probe) == ["grad_norm", "grad_norm/dense", "probe_loss", "update_ratio/dense"]
+    assert run.probe["update_ratio/dense"].values.tolist() == [1e-3]

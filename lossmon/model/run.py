@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from lossmon.format import BATCH, END, EPOCH, HEADER, Record
+from lossmon.format import BATCH, END, EPOCH, HEADER, PROBE, Record
 from lossmon.model.series import DEFAULT_CAPACITY, Series
 
 _RATE_WINDOW = 64
@@ -26,6 +26,7 @@ class Run:
     end: dict[str, Any] | None = None
     batch: dict[str, Series] = field(default_factory=dict)
     epoch: dict[str, Series] = field(default_factory=dict)
+    probe: dict[str, Series] = field(default_factory=dict)  # "grad_norm", "update_ratio/dense", ...
     epoch_steps: list[int] = field(default_factory=list)
     step: int = 0
     epoch_index: int | None = None
@@ -79,6 +80,8 @@ class Run:
             self._append(self.epoch, record)
             self.epoch_steps.append(record.step)
             del self.epoch_steps[: -self.capacity]
+        elif record.kind == PROBE:
+            self._append(self.probe, record)
         elif record.kind == END:
             self.end = record.data
 

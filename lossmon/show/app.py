@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer, Static
 
+from lossmon.detect import Engine
 from lossmon.monitor import Monitor
 from lossmon.read import FileWatcher
 from lossmon.show.safe import printable
@@ -43,10 +44,17 @@ class WatchApp(App[None]):
     TITLE = "lossmon"
     BINDINGS = [Binding("q", "quit", "Quit")]
 
-    def __init__(self, paths: list[str | Path], *, polling_only: bool | None = None, poll_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        paths: list[str | Path],
+        *,
+        engine: Engine | None = None,
+        polling_only: bool | None = None,
+        poll_interval: float = 2.0,
+    ) -> None:
         super().__init__()
         self.paths = [Path(p) for p in paths]
-        self.monitor = Monitor(self.paths)
+        self.monitor = Monitor(self.paths, engine=engine)
         self.polling_only = polling_only
         self.poll_interval = poll_interval
         self.watch_mode = "starting"
