@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from lossmon import __version__
+from lossmon.detect import config as detector_config
 
 EXIT_OK = 0
 EXIT_ALERT = 1
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) written by LossmonCallback")
     watch.add_argument("--poll", action="store_true", help="poll the file instead of using file events (NFS, sshfs)")
     watch.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="seconds between safety-net polls (default 2)")
+    watch.add_argument("--plain", action="store_true", help="print alerts and progress as plain text, no screen (automatic when stdout is not a terminal)")
+    watch.add_argument("--on-alert", metavar="CMD", help="run CMD (through the shell) for each new alert, with the alert as JSON on its stdin")
+    watch.add_argument("--bell", action="store_true", help="ring the terminal bell on critical alerts")
+    watch.add_argument("--no-color", action="store_true", help="no colours (also when the NO_COLOR variable is set)")
+    detector_config.add_arguments(watch)
 
     check = sub.add_parser("check", help="run the detectors over run files, no screen")
     check.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) written by LossmonCallback")
@@ -42,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="warning",
         help="exit 1 when an alert at or above this severity was raised (default warning)",
     )
+    detector_config.add_arguments(check)
 
     demo = sub.add_parser("demo", help="train a small Keras model with a problem and watch it live")
     demo.add_argument("--scenario", default="high_lr", help="which scenario to train (default high_lr)")
@@ -63,13 +70,26 @@ def _check_paths(paths: list[str]) -> list[Path]:
     return out
 
 
+def _engine(args: argparse.Namespace):
+    """The detectors configured by --config, --disable and --set."""
+    try:
+        return detector_config.engine_from_args(args)
+    except detector_config.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    import time
+
     from lossmon.detect import Severity
+    from lossmon.detectors.stalled import ticks
     from lossmon.monitor import Monitor
     from lossmon.show.report import as_json, as_text
 
-    monitor = Monitor(_check_paths(args.runs))
+    monitor = Monitor(_check_paths(args.runs), engine=_engine(args))
     monitor.read_to_end()
+    for tick in ticks(monitor.store.runs.values(), time.time()):  # runs that went silent
+        monitor.engine.feed(tick)
     for source in monitor.sources:
         if source.status == "error":
             raise UsageError(f"cannot read {source.path}: {source.error}")
@@ -89,12 +109,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    for name in args.runs:
-        if Path(name).is_dir():
-            raise UsageError(f"{name} is a directory, not a run file")
+    import os
+
+    from lossmon.show.notify import AlertNotifier
+    from lossmon.show.targets import NoRunFiles, expand_targets
+
+    try:
+        paths = expand_targets(args.runs)
+    except NoRunFiles as exc:
+        raise UsageError(str(exc)) from None
+    notifier = AlertNotifier(args.on_alert, bell=args.bell)
+    if args.plain or not sys.stdout.isatty():
+        from lossmon.show.plain import watch_plain
+
+        return watch_plain(paths, engine=_engine(args), notifier=notifier, poll_interval=min(args.poll_interval, 1.0))
+    if args.no_color:
+        os.environ["NO_COLOR"] = "1"  # Textual reads it when the app starts
     from lossmon.show.app import WatchApp
 
-    app = WatchApp(args.runs, polling_only=True if args.poll else None, poll_interval=args.poll_interval)
+    app = WatchApp(paths, engine=_engine(args), polling_only=True if args.poll else None, poll_interval=args.poll_interval, notifier=notifier)
     app.run()
     return EXIT_OK
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 FORMAT_VERSION = 1
+_MAX_STEP = 2**63  # steps are stored as int64; a larger one is malformed
 
 HEADER = "header"
 BATCH = "batch"
@@ -137,14 +138,34 @@ def parse_line(line: bytes) -> Any:
 
 
 def _numbers(raw: Any) -> dict[str, float]:
+    """The numeric entries of a logs object, as floats.
+
+    Hot path (once or twice per record on a cold open): the common case of
+    all-float logs is one comprehension; anything else takes the slow loop.
+    """
     if type(raw) is not dict:
         return {}
+    out = {key: value for key, value in raw.items() if type(value) is float}
+    if len(out) == len(raw):
+        return out
     out = {}
     for key, value in raw.items():
         number = to_float(value)
         if number is not None:
             out[key] = number
     return out
+
+
+def _all_floats(logs: Any, step_logs: Any) -> dict[str, float] | None:
+    """logs updated by step_logs, when every value that survives the merge
+    is a float (the common case: one merge, one pass); None otherwise."""
+    if type(logs) is not dict or type(step_logs) is not dict:
+        return None
+    merged = {**logs, **step_logs}
+    for value in merged.values():
+        if type(value) is not float:
+            return None
+    return merged
 
 
 def _probe_values(obj: dict[str, Any]) -> dict[str, float]:
@@ -190,15 +211,20 @@ def to_record(obj: Any) -> Record | None:
         return None
     run = obj.get("run")
     step = obj.get("step")
-    if type(run) is not str or type(step) is not int or step < 0:
+    if type(run) is not str or type(step) is not int or not 0 <= step < _MAX_STEP:
         return None
     epoch = obj.get("epoch")
     if type(epoch) is not int:
         epoch = None
-    time = to_float(obj.get("time"))
+    time = obj.get("time")
+    if type(time) is not float:
+        time = to_float(time)
     if kind == BATCH:
-        values = _numbers(obj.get("logs"))
-        values.update(_numbers(obj.get("step_logs")))
+        logs, step_logs = obj.get("logs"), obj.get("step_logs")
+        values = _all_floats(logs, step_logs)
+        if values is None:
+            values = _numbers(logs)
+            values.update(_numbers(step_logs))
     elif kind == EPOCH:
         values = _numbers(obj.get("logs"))
         lr = to_float(obj.get("lr"))

@@ -8,13 +8,17 @@ for both, so the model is never drawn half-updated.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lossmon.detect import Alert, Engine, available_detectors
 from lossmon.model import RunStore
-from lossmon.read import Tailer
+from lossmon.read import TailBatch, Tailer, open_reader
+from lossmon.read.csvlog import run_name_for
+
+POLL_BUDGET = 0.5  # seconds of reading per file per poll when there is a backlog
 
 
 @dataclass
@@ -51,9 +55,12 @@ class Monitor:
     """Tails files into a RunStore and an Engine."""
 
     def __init__(self, paths: list[str | Path], engine: Engine | None = None, store: RunStore | None = None) -> None:
-        self.sources = [Source(Path(p), Tailer(Path(p))) for p in paths]
+        paths = [Path(p) for p in paths]
+        names = _csv_run_names(paths)
+        self.sources = [Source(p, open_reader(p, run=names[p])) for p in paths]
         self.engine = engine if engine is not None else Engine(available_detectors())
         self.store = store if store is not None else RunStore()
+        self.store.on_evict = self._forget_run
         self.lock = threading.RLock()
         self.notices: deque[str] = deque(maxlen=50)
         self.records = 0
@@ -62,24 +69,60 @@ class Monitor:
     def malformed(self) -> int:
         return sum(source.malformed for source in self.sources)
 
-    def poll(self) -> Update:
-        """Read what is new in every file and run it through model and detectors."""
+    def poll(self, budget: float = POLL_BUDGET) -> Update:
+        """Read what is new in every file and run it through model and detectors.
+
+        A backlog (a cold open of a long run) is read in slices of the
+        tailer's size, the lock taken per slice so the screen can draw in
+        between, for up to `budget` seconds per file; then `more` is set.
+        Few polls keep the views' redraws few; small slices keep memory low.
+        """
         update = Update()
         for source in self.sources:
-            batch = source.tailer.poll()
-            with self.lock:
-                for record in batch.records:
-                    self.store.add(record)
-                    update.alerts.extend(self.engine.feed(record))
-                self.records += len(batch.records)
-                for notice in batch.notices:
-                    self.notices.append(f"{source.path.name}: {notice}")
-            update.records += len(batch.records)
-            update.notices.extend(batch.notices)
+            deadline = time.monotonic() + budget
+            while True:
+                batch = source.tailer.poll()
+                self._take(source, batch, update)
+                if not batch.more or time.monotonic() >= deadline:
+                    break
             update.more = update.more or batch.more
         return update
+
+    def _take(self, source: Source, batch: TailBatch, update: Update) -> None:
+        with self.lock:
+            add, feed, alerts = self.store.add, self.engine.feed, update.alerts
+            for record in batch.records:
+                add(record)
+                changed = feed(record)
+                if changed:
+                    alerts.extend(changed)
+            self.records += len(batch.records)
+            for notice in batch.notices:
+                self.notices.append(f"{source.path.name}: {notice}")
+        update.records += len(batch.records)
+        update.notices.extend(batch.notices)
+
+    def _forget_run(self, run: str) -> None:
+        """A run left the store (a file with more runs than it keeps): its
+        detectors go too, or a file of distinct run ids grows without bound."""
+        forget = getattr(self.engine, "forget", None)
+        if forget is not None:
+            forget(run)
 
     def read_to_end(self) -> None:
         """Consume everything the files hold now."""
         while self.poll().more:
             pass
+
+
+def _csv_run_names(paths: list[Path]) -> dict[Path, str]:
+    """Run names for CSV logs: the file's stem, or parent/stem when two
+    files share a stem (a/log.csv and b/log.csv are different runs)."""
+    stems: dict[str, int] = {}
+    for path in paths:
+        stems[run_name_for(path)] = stems.get(run_name_for(path), 0) + 1
+    names = {}
+    for path in paths:
+        stem = run_name_for(path)
+        names[path] = stem if stems[stem] == 1 else f"{path.parent.name}/{stem}"
+    return names

@@ -37,13 +37,14 @@ def healthy_start(n=30):
 async def test_curves_then_a_divergence_alert_appear_as_the_file_grows(tmp_path):
     path = write(tmp_path / "run.jsonl", healthy_start())
     app = WatchApp([path], poll_interval=0.5)
+    app.clock = lambda: 1005.0  # just after the records' own times: not stalled
     async with app.run_test(size=(100, 30)) as pilot:
         loss_plot = app.query_one("#loss-plot", MetricPlot)
         acc_plot = app.query_one("#accuracy-plot", MetricPlot)
         await wait_for(pilot, lambda: app.monitor.records == 34)
         await pilot.pause(0.1)
-        assert [line.label for line in loss_plot.lines] == ["loss", "val_loss"]
-        assert {line.label for line in acc_plot.lines} == {"accuracy", "val_accuracy"}
+        assert [line.name for line in loss_plot.lines] == ["loss", "val_loss"]
+        assert {line.name for line in acc_plot.lines} == {"accuracy", "val_accuracy"}
         assert has_braille(loss_plot) and has_braille(acc_plot)
         assert app.query_one(AlertPanel).alerts == []
 
@@ -118,3 +119,126 @@ async def test_q_quits(tmp_path):
         await pilot.press("q")
         await asyncio.sleep(0)
     assert app.return_code == 0
+
+
+async def test_two_runs_overlay_with_a_legend_and_alerts_name_their_run(tmp_path):
+    from records import training
+
+    bad = write(tmp_path / "bad.jsonl", training([0.7 * 1.4**i for i in range(40)], run="bad", finished=False))
+    good = write(tmp_path / "good.jsonl", training([0.7 * math.exp(-i / 20) for i in range(40)], run="good"))
+    app = WatchApp([bad, good], poll_interval=0.3)
+    async with app.run_test(size=(160, 48)) as pilot:
+        panel = app.query_one(AlertPanel)
+        await wait_for(pilot, lambda: len(app.store.runs) == 2 and panel.alerts)
+        await pilot.pause(0.2)
+        loss_plot = app.query_one("#loss-plot", MetricPlot)
+        assert {line.run for line in loss_plot.lines} == {"bad", "good"}
+        legend = str(app.query_one("#loss-panel .plot-legend").render())
+        assert "bad:loss" in legend and "good:loss" in legend
+        prompt = panel.query_one("#alerts-list").get_option_at_index(0).prompt
+        assert "\nbad\n" in str(prompt)  # the alert names its run
+        status = str(app.query_one("#status").render())
+        assert "bad" in status and "good finished" in status
+
+
+async def test_most_severe_active_alert_is_selected_though_the_list_is_newest_first(tmp_path):
+    from lossmon.detect import Alert, Severity
+
+    path = write(tmp_path / "run.jsonl", healthy_start(3))
+    app = WatchApp([path])
+    app.clock = lambda: 1005.0  # not stalled: no alert of the app's own comes in between
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 7)
+        await pilot.pause(0.2)
+        panel = app.query_one(AlertPanel)
+        crit = Alert("r1", "nonfinite", Severity.CRITICAL, 5, 0, "NaN", "lower lr", {})
+        warn = Alert("r1", "plateau", Severity.WARNING, 9, 0, "flat", "wait", {})
+        panel.show_alerts([crit, warn])
+        await pilot.pause()
+        assert panel.alerts[0] is warn and panel.selected is crit
+        assert "lower lr" in str(panel.query_one("#alert-details").render())
+        panel.query_one("#alerts-list").focus()
+        await pilot.press("up")  # the user picks the newest (the warning) ...
+        await pilot.pause()
+        assert panel.selected is warn
+        info = Alert("r1", "plateau", Severity.INFO, 12, 0, "slow", "", {}, key="x")
+        panel.show_alerts([crit, warn, info])  # ... and an update does not take it away
+        await pilot.pause()
+        assert panel.alerts[0] is info and panel.selected is warn
+
+
+async def test_on_alert_command_and_bell_on_critical(tmp_path):
+    from lossmon.show.notify import AlertNotifier
+
+    out = tmp_path / "alerts.jsonl"
+    notifier = AlertNotifier(f"cat >> {out}", bell=True)
+    records = healthy_start(10) + [batch(11, math.nan), batch(12, math.nan)]
+    path = write(tmp_path / "run.jsonl", records)
+    app = WatchApp([path], poll_interval=0.3, notifier=notifier)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bells >= 1)
+        notifier.wait()
+        await wait_for(pilot, lambda: out.exists() and "nonfinite" in out.read_text())
+    import orjson
+
+    sent = [orjson.loads(line) for line in out.read_text().splitlines()]
+    assert sent[0]["detector"] == "nonfinite" and sent[0]["severity"] == "critical" and sent[0]["state"] == "active"
+
+
+async def test_crashed_and_stalled_runs_in_the_status_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    crashed = header(run="c1")
+    crashed.update(host=socket.gethostname(), pid=gone.pid)
+    path = write(tmp_path / "crashed.jsonl", [crashed, batch(1, 0.7, run="c1"), batch(2, 0.6, run="c1")])
+    app = WatchApp([path], poll_interval=0.3)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 3)
+        app.refresh_status()
+        assert "c1 crashed" in str(app.query_one("#status").render())
+
+    path = write(tmp_path / "stalled.jsonl", healthy_start(10))
+    app = WatchApp([path], poll_interval=0.3)
+    app.clock = lambda: 1000.0 + 1.0 + 3600  # an hour after the last record
+    async with app.run_test(size=(120, 24)) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 14)
+        app.refresh_status()
+        assert "r1 stalled" in str(app.query_one("#status").render())
+        # the stalled detector is fed clock ticks by the reader, so it alerts too
+        await wait_for(pilot, lambda: any(a.detector == "stalled" for a in app.alert_panel.alerts), timeout=5)
+    app = WatchApp([path], poll_interval=0.3)
+    app.clock = lambda: 1000.0 + 1.0 + 2  # two seconds after
+    async with app.run_test(size=(120, 24)) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 14)
+        app.refresh_status()
+        text = str(app.query_one("#status").render())
+        assert "r1 live" in text and "ETA" in text and "steps/s" in text
+
+
+async def test_no_color_draws_without_colour(tmp_path, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    path = write(tmp_path / "run.jsonl", healthy_start())
+    app = WatchApp([path], poll_interval=0.5)
+    assert app.no_color
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 34)
+        await pilot.pause(0.2)
+        assert has_braille(app.query_one("#loss-plot", MetricPlot))
+        legend = str(app.query_one("#loss-panel .plot-legend").render())
+        assert "• val_loss" in legend  # validation is told apart by its marker, not a colour
+
+
+async def test_data_keeps_arriving_while_the_help_screen_is_open(tmp_path):
+    path = write(tmp_path / "run.jsonl", healthy_start(5))
+    app = WatchApp([path], poll_interval=0.3)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 9)
+        await pilot.press("question_mark")
+        write(path, [batch(31, 0.5), batch(32, 0.45)])
+        await wait_for(pilot, lambda: app.monitor.records == 11)
+        await pilot.pause(0.2)
+        assert "step 32" in str(app.status_line.render())

@@ -375,9 +375,8 @@ def test_bookkeeping_bug_warns_once_and_training_goes_on(tmp_path, monkeypatch):
     assert [r.kind for r in read(path)] == ["header", "end"]
 
 
-def test_probe_data_warns_that_probes_are_not_implemented(tmp_path):
-    with pytest.warns(LossmonWarning, match="not implemented"):
-        callback = LossmonCallback(tmp_path / "run.jsonl", probe_data=np.zeros((2, 10)), probe_every=5)
+def test_probe_data_and_interval_are_kept(tmp_path):
+    callback = LossmonCallback(tmp_path / "run.jsonl", probe_data=(np.zeros((2, 10)), np.zeros(2)), probe_every=5)
     assert callback.probe_every == 5 and callback.probe_data is not None
 
 

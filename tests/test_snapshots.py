@@ -43,3 +43,18 @@ def test_watch_layout(snap_compare, tmp_path, size):
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=loaded)
+
+
+def test_two_runs_overlaid(snap_compare, tmp_path):
+    from records import training
+
+    bad = write(tmp_path / "bad.jsonl", training([min(0.7 * 1.3**i, 20.0) for i in range(60)], run="bad-lr"))
+    good = write(tmp_path / "good.jsonl", training([0.7 * math.exp(-i / 25) for i in range(60)], run="good-lr"))
+    app = WatchApp([bad, good], poll_interval=0.5)
+    app.clock = lambda: 2005.0
+
+    async def loaded(pilot):
+        await wait_for(pilot, lambda: len(app.store.runs) == 2 and app.monitor.records == 2 * (1 + 60 + 6 + 1))
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(160, 48), run_before=loaded)

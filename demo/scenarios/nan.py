@@ -25,6 +25,10 @@ def regression(n_train: int = 640, n_val: int = 160):
     return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
 
 
+EXPECTED: tuple[str, ...] = ("nonfinite",)
+ONSET = 0
+
+
 def train(path: str, *, epochs: int | None = None, pace: float = 0.0) -> None:
     (x, y), validation = regression()
     keras.utils.set_random_seed(SEED)

@@ -7,8 +7,6 @@ the best validation loss is wasted unless the run is regularised or stopped.
 
 from __future__ import annotations
 
-from collections import deque
-
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import Order, epoch_label, finite, fmt
 from lossmon.format import EPOCH, Record, json_safe
@@ -17,9 +15,9 @@ from lossmon.format import EPOCH, Record, json_safe
 class Overfitting(Detector):
     """val_loss above its best by `margin` for `patience` epochs, loss falling.
 
-    Reads epoch records. Fires when each of the last `patience` values of
-    `monitor` (val_loss) is more than `margin` (10%, relative) above the
-    best value so far, and the training loss (the same key without `val_`)
+    Reads epoch records. Fires when `monitor` (val_loss) has gone
+    `patience` epochs without a new best and is now more than `margin`
+    (10%, relative) above that best, and the training loss (the same key without `val_`)
     is now at least `train_drop` (5%) lower than it was at that best epoch.
     It clears when val_loss returns within the margin or the training loss
     climbs back to its value at the best epoch. The margin keeps epoch-to-
@@ -42,7 +40,6 @@ class Overfitting(Detector):
         self._best_epoch: int | None = None
         self._train_at_best: float | None = None
         self._since_best = 0
-        self._recent: deque[float] = deque(maxlen=self.patience)
         self._active = False
 
     def observe(self, record: Record) -> list[Verdict]:
@@ -57,7 +54,6 @@ class Overfitting(Detector):
             self._since_best = 0
         else:
             self._since_best += 1
-        self._recent.append(val)
 
         limit = self._best + self.margin * abs(self._best)
         # Overfitting means the training loss goes on improving; when it
@@ -69,7 +65,10 @@ class Overfitting(Detector):
                 return [Clear()]
             return []
         if not self._active:
-            risen = len(self._recent) == self.patience and all(v > limit for v in self._recent)
+            # `patience` epochs without a new best, the latest above the margin:
+            # "val_loss rose 3 epochs in a row" without waiting for three
+            # epochs that are each 10% above (which costs two more epochs).
+            risen = self._since_best >= self.patience and val > limit
             falling = train is not None and train <= (1 - self.train_drop) * self._train_at_best
             if not (risen and falling):
                 return []

@@ -1,9 +1,9 @@
 """The Keras callback that writes a run file (see docs/format.md).
 
-It records what `lossmon watch` needs and nothing more: a header at train
-begin, one record per training batch (or group of `steps_per_execution`
-batches), one per epoch and an end record. Its own failures never stop the
-training: they become one `LossmonWarning`.
+It records what `lossmon watch` needs: a header at train begin, one record
+per training batch (or group of `steps_per_execution` batches), one per
+epoch, probe records when given probe data, and an end record. Its own
+failures never stop the training: they become one `LossmonWarning`.
 """
 
 from __future__ import annotations
@@ -30,17 +30,21 @@ from lossmon.format import (
     FORMAT_VERSION,
     HEADER,
     INTERRUPTED,
+    PROBE,
     STOPPED_EARLY,
     clean_logs,
     json_number,
     json_safe,
     to_float,
 )
+from lossmon.keras.distributed import ALL_WORKERS, MODES, current_worker, worker_path
+from lossmon.keras.probe_session import ProbeSession
+from lossmon.keras.stopper import LEVELS, Stopper
 from lossmon.record.writer import LossmonWarning, RunFileWriter
 
 __all__ = ["LossmonCallback"]
 
-_PROBES_OFF = "probes are not implemented in this version of lossmon"
+_NO_PROBE_DATA = "no probe_data given: metrics only"
 
 
 class LossmonCallback(keras.callbacks.Callback):
@@ -61,12 +65,24 @@ class LossmonCallback(keras.callbacks.Callback):
     Args:
         path: Path of the run file. Parent directories are created; an
             existing file is appended to.
-        probe_data: Reserved for gradient and activation probes. Not
-            implemented in this version: a warning says so and it is ignored.
-        probe_every: Reserved, with `probe_data`: record probes every this
-            many steps.
+        probe_data: A small fixed sample of the training data, `(x, y)` or
+            `(x, y, sample_weight)` (or a dataset of such batches). Up to
+            256 of its rows are probed: loss, gradient and weight norms,
+            update ratios and, for each hidden activation layer, dead and
+            saturated units and the outputs' mean and spread. Its inputs and
+            labels are also summarised in the header (feature scales, label
+            distribution). Without it the run has metrics only.
+        probe_every: Probe every this many steps (default 100), at the
+            first step and at each epoch end.
         run_name: Optional human-readable name written in the header as
             `name`; the run id stays unique per `fit` call.
+        stop_on: `"warning"` or `"critical"`: run the detectors in this
+            process and stop `fit` (`model.stop_training = True`) at the
+            first alert of that severity or worse; the end record says
+            which detector stopped it. Default None: never stop.
+        workers: Under multi-worker tf.distribute, `"chief"` (default)
+            writes from the chief only; `"all"` makes every worker write
+            its own file, `<stem>.worker-<i><suffix>` next to `path`.
 
     Example:
 
@@ -76,6 +92,9 @@ class LossmonCallback(keras.callbacks.Callback):
     model.fit(x, y, epochs=10, validation_data=(x_val, y_val),
               callbacks=[LossmonCallback("runs/today.jsonl")])
     # In another terminal: lossmon watch runs/today.jsonl
+
+    # With probes (vanishing gradients, dead ReLUs, unscaled inputs, ...):
+    LossmonCallback("runs/today.jsonl", probe_data=(x[:256], y[:256]))
 
     # To get the end record at once when fit raises:
     with LossmonCallback("runs/today.jsonl") as monitor:
@@ -89,21 +108,27 @@ class LossmonCallback(keras.callbacks.Callback):
         probe_data: Any = None,
         probe_every: int | None = None,
         run_name: str | None = None,
+        stop_on: str | None = None,
+        workers: str = "chief",
     ) -> None:
         super().__init__()
+        if stop_on is not None and stop_on not in LEVELS:
+            raise ValueError(f"stop_on must be one of {LEVELS} or None, not {stop_on!r}")
+        if workers not in MODES:
+            raise ValueError(f"workers must be one of {MODES}, not {workers!r}")
+        if probe_every is not None and int(probe_every) < 1:
+            raise ValueError("probe_every must be a positive number of steps")
         self.path = os.fspath(path)
         self.probe_data = probe_data
         self.probe_every = probe_every
         self.run_name = run_name
+        self.stop_on = stop_on
+        self.workers = workers
         self.run_id: str | None = None
         self._run: _Run | None = None
+        self._probes: ProbeSession | None = None
+        self._stopper: Stopper | None = None
         self._warned = False
-        if probe_data is not None:
-            warnings.warn(
-                f"LossmonCallback: {_PROBES_OFF}; probe_data is ignored.",
-                LossmonWarning,
-                stacklevel=2,
-            )
 
     # ------------------------------------------------------------ training
 
@@ -112,11 +137,29 @@ class LossmonCallback(keras.callbacks.Callback):
             if self._run is not None and not self._run.ended:
                 # The previous fit raised out of Keras: close that run first.
                 self._run.end(*_status_from_last_exception(self._run))
+            self._run = None
+            worker = current_worker(self.model)
+            path = self.path
+            if worker is not None:
+                if self.workers == ALL_WORKERS:
+                    path = worker_path(path, worker)
+                elif not worker.is_chief:
+                    return  # only the chief writes
             start = time.time()
             self.run_id = _new_run_id(start)
             steps = self.params.get("steps") if self.params else None
-            self._run = _Run(self.run_id, RunFileWriter(self.path), steps)
-            self._run.write(self._header(start))
+            self._stopper = Stopper(self.stop_on) if self.stop_on else None
+            self._probes = None
+            if self.probe_data is not None:
+                try:
+                    self._probes = ProbeSession(self.probe_data, self.probe_every)
+                except Exception as exc:
+                    self._fail("probe_data", exc)
+            self._run = _Run(self.run_id, RunFileWriter(path), steps)
+            header = self._header(start)
+            if worker is not None:
+                header["worker"] = worker.to_json()
+            self._emit(header)
         except Exception as exc:
             self._fail("on_train_begin", exc)
 
@@ -157,7 +200,7 @@ class LossmonCallback(keras.callbacks.Callback):
             run.prev_n = n
             run.prev_means = means
             run.step = run.epoch_start_step + n
-            run.write(
+            self._emit(
                 {
                     "kind": BATCH,
                     "run": run.id,
@@ -169,6 +212,12 @@ class LossmonCallback(keras.callbacks.Callback):
                     "step_logs": step_logs,
                 }
             )
+            probes = self._probes
+            if probes is not None:
+                if probes.due(run.step):
+                    self._probe(run)
+                epoch_end = run.epoch_start_step + run.steps_per_epoch if run.steps_per_epoch else None
+                probes.before_next(run.step, epoch_end)
         except Exception as exc:
             self._fail("on_train_batch_end", exc)
 
@@ -188,7 +237,9 @@ class LossmonCallback(keras.callbacks.Callback):
             lr = _current_lr(self.model.optimizer)
             if lr is not None:
                 record["lr"] = lr
-            run.write(record)
+            self._emit(record)
+            if self._probes is not None:
+                self._probe(run)
         except Exception as exc:
             self._fail("on_epoch_end", exc)
 
@@ -198,7 +249,8 @@ class LossmonCallback(keras.callbacks.Callback):
             return
         try:
             stopped = bool(getattr(self.model, "stop_training", False))
-            run.end(STOPPED_EARLY if stopped else COMPLETED)
+            reason = self._stopper.reason if self._stopper is not None else None
+            run.end(STOPPED_EARLY if stopped else COMPLETED, reason if stopped else None)
         except Exception as exc:
             self._fail("on_train_end", exc)
 
@@ -218,6 +270,26 @@ class LossmonCallback(keras.callbacks.Callback):
             run.end(*_status_for(exc))
 
     # ------------------------------------------------------------ helpers
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        """Write a record; with `stop_on`, let the detectors judge it too."""
+        run = self._run
+        if run is None:
+            return
+        run.write(record)
+        stopper = self._stopper
+        if stopper is not None and stopper.feed(record) is not None:
+            self.model.stop_training = True
+
+    def _probe(self, run: _Run) -> None:
+        """Write a probe record for the current step (once per step)."""
+        probes = self._probes
+        if probes is None:
+            return
+        fields = probes.probe(self.model, run.step)
+        if fields is None:
+            return
+        self._emit({"kind": PROBE, "run": run.id, "step": run.step, "epoch": run.epoch, "time": time.time(), **fields})
 
     def _fail(self, where: str, exc: Exception) -> None:
         """Our own bug must not stop the training: warn once, go on."""
@@ -248,14 +320,18 @@ class LossmonCallback(keras.callbacks.Callback):
             "model": _guard(_model_summary, model),
             "optimizer": _guard(_optimizer_summary, getattr(model, "optimizer", None)),
             "loss": _guard(_name_of, getattr(model, "loss", None)),
+            "loss_config": _guard(_loss_config, getattr(model, "loss", None)),
             "metrics": _guard(_metric_names, compile_config),
             "epochs": params.get("epochs"),
             "steps_per_epoch": params.get("steps"),
             # Keras 3 does not pass the batch size to callbacks.
             "batch_size": params.get("batch_size"),
             "steps_per_execution": getattr(model, "steps_per_execution", None),
-            "probes": {"enabled": False, "reason": _PROBES_OFF},
         }
+        if self._probes is not None:
+            header["data"], header["probes"] = self._probes.header(header["loss"])
+        else:
+            header["probes"] = {"enabled": False, "reason": _NO_PROBE_DATA}
         if self.run_name is not None:
             header["name"] = str(self.run_name)
         return header
@@ -478,6 +554,14 @@ def _name_of(obj: Any) -> str | None:
     if isinstance(name, str):
         return name
     return type(obj).__name__
+
+
+def _loss_config(loss: Any) -> dict[str, Any] | None:
+    """A loss object's config (`from_logits`, ...); None for a name or function."""
+    get_config = getattr(loss, "get_config", None)
+    if get_config is None or isinstance(loss, (str, dict)):
+        return None
+    return json_safe(get_config())
 
 
 def _metric_names(compile_config: dict[str, Any]) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from lossmon.format import BATCH, END, EPOCH, HEADER, PROBE, Record
 from lossmon.model.series import DEFAULT_CAPACITY, Series
@@ -62,35 +62,39 @@ class Run:
         return (s1 - s0) / (t1 - t0)
 
     def add(self, record: Record) -> None:
+        # Hot path on a cold open (once per record): locals, no repeated lookups.
         self.records += 1
         self.version += 1
-        if record.time is not None and record.time == record.time:
-            self.last_time = record.time
-        if record.kind == HEADER:
+        kind, step, when = record.kind, record.step, record.time
+        if when is not None and when == when:
+            self.last_time = when
+        if kind == HEADER:
             self.header = record.data
             return
-        self.step = max(self.step, record.step)
-        if record.epoch is not None and (self.epoch_index is None or record.epoch > self.epoch_index):
-            self.epoch_index = record.epoch
-        if record.kind == BATCH:
-            self._append(self.batch, record)
-            if record.time is not None:
-                self._recent.append((record.time, record.step))
-        elif record.kind == EPOCH:
-            self._append(self.epoch, record)
-            self.epoch_steps.append(record.step)
+        if step > self.step:
+            self.step = step
+        epoch = record.epoch
+        if epoch is not None and (self.epoch_index is None or epoch > self.epoch_index):
+            self.epoch_index = epoch
+        if kind == BATCH:
+            self._append(self.batch, step, record.values)
+            if when is not None:
+                self._recent.append((when, step))
+        elif kind == EPOCH:
+            self._append(self.epoch, step, record.values)
+            self.epoch_steps.append(step)
             del self.epoch_steps[: -self.capacity]
-        elif record.kind == PROBE:
-            self._append(self.probe, record)
-        elif record.kind == END:
+        elif kind == PROBE:
+            self._append(self.probe, step, record.values)
+        elif kind == END:
             self.end = record.data
 
-    def _append(self, table: dict[str, Series], record: Record) -> None:
-        for name, value in record.values.items():
+    def _append(self, table: dict[str, Series], step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
             series = table.get(name)
             if series is None:
                 series = table[name] = Series(self.capacity)
-            series.append(record.step, value)
+            series.append(step, value)
 
 
 class RunStore:
@@ -101,13 +105,19 @@ class RunStore:
         self.max_runs = max_runs
         self.runs: dict[str, Run] = {}
         self.version = 0  # bumps on every record, so views redraw only when needed
+        # Called with the id of each run dropped to stay within max_runs, so
+        # that per-run state elsewhere (detectors) can be dropped too.
+        self.on_evict: Callable[[str], None] | None = None
 
     def add(self, record: Record) -> Run:
         run = self.runs.get(record.run)
         if run is None:
             run = self.runs[record.run] = Run(record.run, self.capacity)
             while len(self.runs) > self.max_runs:
-                del self.runs[next(iter(self.runs))]
+                oldest = next(iter(self.runs))
+                del self.runs[oldest]
+                if self.on_evict is not None:
+                    self.on_evict(oldest)
         run.add(record)
         self.version += 1
         return run

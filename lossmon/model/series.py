@@ -11,12 +11,18 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT_CAPACITY = 8192
+_BLOCK = 512  # pending appends before they are moved into the arrays
 
 
 class Series:
-    """Append-only numeric series with bounded memory."""
+    """Append-only numeric series with bounded memory.
 
-    __slots__ = ("_steps", "_values", "_size", "capacity", "total")
+    Appends go to two small Python lists first and reach the numpy arrays in
+    blocks (on reading, or every `_BLOCK` points): a numpy item assignment
+    costs several times a list append, and a cold open appends millions.
+    """
+
+    __slots__ = ("_steps", "_values", "_size", "_new_steps", "_new_values", "_flushed", "capacity")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 16:
@@ -25,31 +31,60 @@ class Series:
         self._steps = np.empty(capacity, dtype=np.int64)
         self._values = np.empty(capacity, dtype=np.float64)
         self._size = 0
-        self.total = 0  # points ever appended
+        self._new_steps: list[int] = []
+        self._new_values: list[float] = []
+        self._flushed = 0  # points moved into the arrays so far
 
     def __len__(self) -> int:
+        self._flush()
         return self._size
 
+    @property
+    def total(self) -> int:
+        """Points ever appended."""
+        return self._flushed + len(self._new_steps)
+
     def append(self, step: int, value: float) -> None:
-        if self._size == self.capacity:
-            self._thin()
-        self._steps[self._size] = step
-        self._values[self._size] = value
-        self._size += 1
-        self.total += 1
+        self._new_steps.append(step)
+        self._new_values.append(value)
+        if len(self._new_steps) >= _BLOCK:
+            self._flush()
 
     @property
     def steps(self) -> np.ndarray:
+        self._flush()
         return self._steps[: self._size]
 
     @property
     def values(self) -> np.ndarray:
+        self._flush()
         return self._values[: self._size]
 
     def last(self) -> tuple[int, float] | None:
+        if self._new_steps:
+            return int(self._new_steps[-1]), float(self._new_values[-1])
         if not self._size:
             return None
         return int(self._steps[self._size - 1]), float(self._values[self._size - 1])
+
+    def _flush(self) -> None:
+        """Move pending points into the arrays, thinning whenever they fill."""
+        steps, values = self._new_steps, self._new_values
+        if not steps:
+            return
+        count = len(steps)
+        done = 0
+        while done < count:
+            if self._size == self.capacity:
+                self._thin()
+            take = min(self.capacity - self._size, count - done)
+            self._steps[self._size : self._size + take] = steps[done : done + take]
+            self._values[self._size : self._size + take] = values[done : done + take]
+            self._size += take
+            done += take
+        self._flushed += count
+        steps.clear()
+        values.clear()
 
     def _thin(self) -> None:
         """Halve the older three quarters: keep each group of 4's min and max."""
@@ -82,26 +117,31 @@ def _extremes(groups: np.ndarray) -> np.ndarray:
 
 def downsample(steps: np.ndarray, values: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """At most ~2 points per bucket (min and max), so drawing cost follows the
-    plot's width, not the run's length."""
+    plot's width, not the run's length. A bucket with no finite value keeps
+    its first point, so a NaN stretch stays visible.
+
+    Vectorised (it runs for every curve on every redraw): per-bucket minima
+    and maxima by reduceat, then each bucket's first index that attains them.
+    """
     n = len(steps)
     if n <= 2 * buckets or buckets < 1:
         return steps, values
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    out_steps: list[int] = []
-    out_values: list[float] = []
-    for start, stop in zip(edges[:-1], edges[1:]):
-        if stop <= start:
-            continue
-        chunk = values[start:stop]
-        finite = np.isfinite(chunk)
-        if not finite.any():
-            out_steps.append(int(steps[start]))
-            out_values.append(float(chunk[0]))
-            continue
-        idx = np.flatnonzero(finite)
-        lo = idx[np.argmin(chunk[idx])]
-        hi = idx[np.argmax(chunk[idx])]
-        for i in sorted({int(lo), int(hi)}):
-            out_steps.append(int(steps[start + i]))
-            out_values.append(float(chunk[i]))
-    return np.asarray(out_steps), np.asarray(out_values)
+    edges = np.unique(np.linspace(0, n, buckets + 1).astype(np.int64))
+    starts = edges[:-1]
+    ids = np.repeat(np.arange(len(starts)), np.diff(edges))
+    finite = np.isfinite(values)
+    low = np.where(finite, values, np.inf)
+    high = np.where(finite, values, -np.inf)
+    lo = _first_in_bucket(low == np.minimum.reduceat(low, starts)[ids], ids)
+    hi = _first_in_bucket(high == np.maximum.reduceat(high, starts)[ids], ids)
+    picked = np.union1d(lo, hi)
+    return steps[picked], values[picked]
+
+
+def _first_in_bucket(mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Per bucket, the first index where `mask` holds (ids are sorted)."""
+    index = np.flatnonzero(mask)
+    bucket = ids[index]
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = bucket[1:] != bucket[:-1]
+    return index[first]

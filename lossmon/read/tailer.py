@@ -14,7 +14,9 @@ import stat
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lossmon.format import Record, decode
+import orjson
+
+from lossmon.format import Record, decode, to_record
 
 Status = Literal["waiting", "ok", "error"]
 
@@ -53,7 +55,7 @@ class Tailer:
         path: str | os.PathLike[str],
         *,
         max_line_bytes: int = 16 * MiB,
-        max_bytes_per_poll: int = 8 * MiB,
+        max_bytes_per_poll: int = 1 * MiB,
     ) -> None:
         if max_line_bytes < 1 or max_bytes_per_poll < 1:
             raise ValueError("max_line_bytes and max_bytes_per_poll must be positive")
@@ -130,36 +132,43 @@ class Tailer:
 
     def _feed(self, chunk: bytes, batch: TailBatch) -> None:
         """Split a chunk into lines, joining with the held-back partial line."""
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
+        lines = chunk.split(b"\n")
+        rest = lines.pop()  # after the last newline: a line still being written
+        if lines:
+            first = lines[0]
             if self._skipping:
                 self._skipping = False  # the over-long line ends here; it was counted already
-            elif len(self._partial) + (end - start) > self.max_line_bytes:
-                self._partial.clear()
-                batch.malformed += 1
+                lines[0] = b""
             elif self._partial:
-                self._partial += chunk[start:end]
-                self._line(bytes(self._partial), batch)
+                self._partial += first
+                lines[0] = bytes(self._partial)
                 self._partial.clear()
-            else:
-                self._line(chunk[start:end], batch)
-            start = end + 1
-        if self._skipping or start == len(chunk):
+            limit = self.max_line_bytes
+            line_ = self._line
+            for line in lines:
+                if len(line) > limit:
+                    batch.malformed += 1
+                else:
+                    line_(line, batch)
+        if self._skipping or not rest:
             return
-        if len(self._partial) + (len(chunk) - start) > self.max_line_bytes:
+        if len(self._partial) + len(rest) > self.max_line_bytes:
             self._partial.clear()
             self._skipping = True
             batch.malformed += 1
         else:
-            self._partial += chunk[start:]
+            self._partial += rest
 
     def _line(self, line: bytes, batch: TailBatch) -> None:
-        if not line.strip():
-            return  # blank lines are harmless padding, not damage
         try:
-            record = decode(line)
-        except (ValueError, RecursionError):  # decode() should catch these; be safe anyway
-            record = None
+            record = to_record(orjson.loads(line))  # the fast path: strict JSON
+        except orjson.JSONDecodeError:
+            if not line.strip():
+                return  # blank lines are harmless padding, not damage
+            try:
+                record = decode(line)  # bare NaN tokens and the like
+            except (ValueError, RecursionError):  # decode() should catch these; be safe anyway
+                record = None
         if record is None:
             batch.malformed += 1
         else:

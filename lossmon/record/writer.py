@@ -5,16 +5,24 @@ error (full disk, unwritable directory, ...) becomes one warning, and later
 failures are silent. It holds no userspace buffer, so a reader tailing the
 file sees each record as soon as `write` returns, and it opens the file with
 `O_APPEND`, so records from several processes never interleave.
+
+A run file deleted while training goes on (a cleanup script, a user's `rm`)
+would swallow every later record without any error, as writes to an
+unlinked file succeed. So about once a second the writer checks that its
+file still has a name, and if not, warns once and starts a new file at the
+same path, beginning with the run's header again.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from typing import Any
 
+from lossmon.format import HEADER, encode
 
-from lossmon.format import encode
+_CHECK_EVERY = 1.0  # seconds between checks that the file was not deleted
 
 __all__ = ["LossmonWarning", "RunFileWriter"]
 
@@ -39,15 +47,18 @@ class RunFileWriter:
         self._failed = False  # an I/O error happened: stop writing
         self._warned = False
         self._closed = False
+        self._header: bytes | None = None  # the last header line, to start a re-created file with
+        self._next_check = time.monotonic() + _CHECK_EVERY
         try:
-            parent = os.path.dirname(self.path)
-            if parent:
-                os.makedirs(parent, exist_ok=True)
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-            )
+            self._fd = self._open()
         except OSError as exc:
             self._fail("cannot open", exc)
+
+    def _open(self) -> int:
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     @property
     def ok(self) -> bool:
@@ -63,7 +74,12 @@ class RunFileWriter:
         except Exception as exc:  # e.g. an int beyond 64 bits: skip the record
             self._warn("cannot encode a record for", exc)
             return False
+        if isinstance(record, dict) and record.get("kind") == HEADER:
+            self._header = line
         try:
+            if time.monotonic() >= self._next_check:
+                self._next_check = time.monotonic() + _CHECK_EVERY
+                self._recreate_if_deleted()
             written = os.write(self._fd, line)
             # A short write is rare (signals, quotas); finish the line.
             while written < len(line):
@@ -75,6 +91,18 @@ class RunFileWriter:
             self._fail("cannot write to", exc)
             return False
         return True
+
+    def _recreate_if_deleted(self) -> None:
+        """Start a new file at `path` when ours was deleted (no links left)."""
+        if os.fstat(self._fd).st_nlink > 0:
+            return
+        fd = self._open()
+        os.close(self._fd)
+        self._fd = fd
+        self._warn("found its", FileNotFoundError("the file was deleted"),
+                   "Recording goes on in a new file at the same path.")
+        if self._header is not None:
+            os.write(self._fd, self._header)
 
     def close(self) -> None:
         """Close the file; safe to call more than once."""

@@ -2,7 +2,8 @@
 
 A reader thread waits for file events, reads new lines and runs them through
 the model and the detectors (see lossmon.monitor); it then posts a
-`DataChanged` message and the UI redraws what changed.
+`DataChanged` message and the UI redraws what changed. Keys come from
+lossmon.show.keys, which also feeds the help screen and the command palette.
 """
 
 from __future__ import annotations
@@ -11,22 +12,37 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Container, Horizontal
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from lossmon.detect import Engine
+from lossmon.model.health import TimedStore
 from lossmon.monitor import Monitor
+from lossmon.show.ticks import feed_ticks
 from lossmon.read import FileWatcher
+from lossmon.show.keys import KEYS, bindings
+from lossmon.show.notify import AlertNotifier
+from lossmon.show.panels import PANELS
 from lossmon.show.safe import printable
+from lossmon.show.view import ViewState
 from lossmon.show.widgets.alert_panel import AlertPanel
-from lossmon.show.widgets.metric_plot import MetricPlot, accuracy_lines, loss_lines
+from lossmon.show.widgets.alert_screen import AlertScreen
+from lossmon.show.widgets.filter_screen import FilterScreen
+from lossmon.show.widgets.help_screen import HelpScreen
+from lossmon.show.widgets.metric_plot import PlotPanel, data_extent, x_of
 from lossmon.show.widgets.status_line import StatusLine, status_text
+
+MAX_RUNS_SHOWN = 6
+TICK_SECONDS = 1.0  # how often silent runs are judged (the stalled detector)
+PANEL_MIN_HEIGHT = 9
+WIDE_PLOTS = 110  # plot area this wide or wider gets two columns of panels
 
 
 @dataclass
@@ -42,7 +58,7 @@ class WatchApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "lossmon"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS = bindings()
 
     def __init__(
         self,
@@ -51,32 +67,49 @@ class WatchApp(App[None]):
         engine: Engine | None = None,
         polling_only: bool | None = None,
         poll_interval: float = 2.0,
+        notifier: AlertNotifier | None = None,
     ) -> None:
         super().__init__()
         self.paths = [Path(p) for p in paths]
-        self.monitor = Monitor(self.paths, engine=engine)
+        self.store = TimedStore()
+        self.monitor = Monitor(self.paths, engine=engine, store=self.store)
         self.polling_only = polling_only
         self.poll_interval = poll_interval
+        self.notifier = notifier or AlertNotifier()
+        self.view = ViewState()
         self.watch_mode = "starting"
         self.clock = time.time  # what "last record Ns ago" is measured against
+        self.bells = 0
         self._stop = threading.Event()
         self._watchers = [FileWatcher(p, poll_interval=poll_interval, polling_only=polling_only) for p in self.paths]
 
+    # -- layout ---------------------------------------------------------------
+
     def compose(self) -> ComposeResult:
-        names = ", ".join(printable(p.name, 60) for p in self.paths)
-        yield Static(Text(f"lossmon · {names}", no_wrap=True, overflow="ellipsis"), id="title")
+        yield Static(id="title")
         with Horizontal(id="body"):
-            with Vertical(id="plots"):
-                yield MetricPlot("loss", loss_lines, id="loss-plot")
-                yield MetricPlot("accuracy", accuracy_lines, id="accuracy-plot")
+            with Container(id="plots"):
+                for panel in PANELS:
+                    yield PlotPanel(panel)
             yield AlertPanel(id="alerts")
         yield StatusLine(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
+        # Kept, so updates reach them while a help or details screen is on top.
+        self.alert_panel = self.query_one(AlertPanel)
+        self.status_line = self.query_one(StatusLine)
+        self.plot_panels = list(self.query(PlotPanel))
+        self.plots_box = self.query_one("#plots")
+        self.title_bar = self.query_one("#title", Static)
         self.refresh_views()
         self.set_interval(1.0, self.refresh_status)
         self.read_files()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.refresh_views)
+
+    # -- reading --------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="reader")
     def read_files(self) -> None:
@@ -85,18 +118,22 @@ class WatchApp(App[None]):
         for watcher in watchers:
             watcher.start()
         self.watch_mode = "polling" if any(w.mode == "polling" for w in watchers) else "inotify"
+        next_tick = time.monotonic() + TICK_SECONDS
         try:
             while not self._stop.is_set():
                 update = self.monitor.poll()
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + TICK_SECONDS
+                    update.alerts.extend(feed_ticks(self.monitor, self.clock()))
                 if update.records or update.alerts or update.notices:
                     self.post_message(DataChanged(update.records, len(update.alerts)))
                 if update.more:
                     continue
                 # One watcher wakes us directly; with several files, poll them in turn.
                 if len(watchers) == 1:
-                    watchers[0].wait(self.poll_interval)
+                    watchers[0].wait(min(self.poll_interval, TICK_SECONDS))
                 else:
-                    self._stop.wait(0.25)
+                    self._stop.wait(min(0.25, self.poll_interval))
         finally:
             for watcher in watchers:
                 watcher.stop()
@@ -104,17 +141,77 @@ class WatchApp(App[None]):
     def on_data_changed(self, message: DataChanged) -> None:
         self.refresh_views()
 
+    # -- drawing --------------------------------------------------------------
+
+    def shown_runs(self) -> list:
+        return list(self.store.runs.values())[-MAX_RUNS_SHOWN:]
+
     def refresh_views(self) -> None:
+        if not hasattr(self, "alert_panel"):  # not mounted yet
+            return
+        panel = self.alert_panel
         with self.monitor.lock:
-            run = self.monitor.store.latest
-            for plot in self.query(MetricPlot):
-                plot.show_run(run)
-            self.query_one(AlertPanel).show_alerts(self.monitor.engine.alerts)
-            self.refresh_status()
+            runs = self.shown_runs()
+            self._layout(runs)
+            for plot_panel in self.plot_panels:
+                if plot_panel.display:
+                    plot_panel.show_runs(runs, self.store.clocks, self.view, self.no_color)
+            alerts = self.monitor.engine.alerts
+            panel.show_alerts(alerts, many_runs=len(self.store.runs) > 1)
+            fresh = self.notifier.fresh(alerts, panel.muted)
+        if fresh:
+            if self.notifier.wants_bell(fresh):
+                self.bells += 1
+                self.bell()
+            self.notifier.run_command(fresh)
+        self._refresh_title()
+        self.refresh_status()
+
+    def _layout(self, runs: list) -> None:
+        """Show the panels that have data, as many as fit; two columns when wide."""
+        plots = self.plots_box
+        panels = self.plot_panels
+        wanted = [p for p in panels if p.panel.key == "loss" or p.has_data(runs, self.view)]
+        if self.view.filter and len(wanted) > 1:
+            wanted = [p for p in wanted if p.has_data(runs, self.view)] or wanted[:1]
+        width, height = plots.size.width or self.size.width, plots.size.height or self.size.height
+        columns = 2 if width >= WIDE_PLOTS and len(wanted) >= 3 else 1
+        rows_fit = max(1, height // PANEL_MIN_HEIGHT)
+        wanted = wanted[: rows_fit * columns]
+        for p in panels:
+            p.display = p in wanted
+            p.styles.column_span = 2 if columns == 2 and p is wanted[-1] and len(wanted) % 2 else 1
+        plots.styles.grid_size_columns = columns
+        plots.styles.grid_size_rows = max(1, -(-len(wanted) // columns))
+
+    def _refresh_title(self) -> None:
+        names = ", ".join(printable(p.name, 40) for p in self.paths)
+        view = self.view
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("lossmon ", style="bold")
+        modes = Text()
+        modes.append(f"smooth {view.smoothing:.1f}" if view.smooth else "raw", style="bold")
+        modes.append(" · log" if view.log_y else " · linear")
+        modes.append(f" · x {view.x_axis}")
+        if not view.robust:
+            modes.append(" · full range")
+        if view.filter:
+            modes.append(f" · filter {printable(view.filter, 30)!s}", style="bold yellow")
+        if view.following:
+            modes.append(" · following" + (" (zoomed)" if view.span is not None else ""), style="green")
+        else:
+            modes.append(" · PAUSED", style="bold yellow")
+        room = max(10, self.size.width - 4 - len(modes.plain) - 8)
+        text.append(printable(names, room), style="dim")
+        text.append("  ")
+        text.append_text(modes)
+        self.title_bar.update(text)
 
     def refresh_status(self) -> None:
+        if not hasattr(self, "status_line"):
+            return
         with self.monitor.lock:
-            run = self.monitor.store.latest
+            runs = self.shown_runs()
             states = []
             for source in self.monitor.sources:
                 if source.status == "waiting":
@@ -122,9 +219,109 @@ class WatchApp(App[None]):
                 elif source.status == "error":
                     states.append(printable(source.error or "read error", 120))
             if self.monitor.notices:
-                states.append(self.monitor.notices[-1])
-            text = status_text(run, "; ".join(states), self.monitor.malformed, self.watch_mode, self.clock())
-        self.query_one(StatusLine).update(text)
+                states.append(printable(self.monitor.notices[-1], 120))
+            states.extend(self.notifier.failures[-1:])
+            text = status_text(runs, self.store.clocks, "; ".join(states), self.monitor.malformed, self.watch_mode,
+                               self.clock(), pinned=not self.view.following)
+        self.status_line.update(text)
+
+    def _view_changed(self) -> None:
+        self.view.changed()
+        self.refresh_views()
+
+    def _extent(self) -> tuple[float, float]:
+        with self.monitor.lock:
+            return data_extent(self.shown_runs(), self.store.clocks, self.view.x_axis)
+
+    # -- actions (keys in lossmon.show.keys) -----------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_smoothing(self) -> None:
+        self.view.smooth = not self.view.smooth
+        self._view_changed()
+
+    def action_smoothing(self, delta: float) -> None:
+        self.view.smoothing = round(min(0.99, max(0.0, self.view.smoothing + delta)), 2)
+        if self.view.smoothing >= 0.95 and delta > 0:
+            self.view.smoothing = 0.95
+        self.view.smooth = self.view.smoothing > 0
+        self._view_changed()
+
+    def action_toggle_log(self) -> None:
+        self.view.log_y = not self.view.log_y
+        self._view_changed()
+
+    def action_toggle_robust(self) -> None:
+        self.view.robust = not self.view.robust
+        self._view_changed()
+
+    def action_next_x_axis(self) -> None:
+        self.view.next_x_axis()
+        self._view_changed()
+
+    def action_zoom(self, factor: float) -> None:
+        left, right = self._extent()
+        self.view.zoom(factor, left, right)
+        self.refresh_views()
+
+    def action_pan(self, fraction: float) -> None:
+        left, right = self._extent()
+        self.view.pan(fraction, left, right)
+        self.refresh_views()
+
+    def action_follow(self) -> None:
+        self.view.follow()
+        self.refresh_views()
+
+    def action_filter(self) -> None:
+        def apply(value: str | None) -> None:
+            if value is not None:
+                self.view.filter = value
+                self._view_changed()
+
+        self.push_screen(FilterScreen(self.view.filter), apply)
+
+    def action_mute(self) -> None:
+        panel = self.alert_panel
+        alert = panel.selected
+        if alert is None:
+            self.notify("No alert selected.", severity="warning")
+            return
+        panel.mute(alert.detector)
+        self.notify(f"Muted {printable(alert.detector, 40)} for this session (M unmutes).")
+
+    def action_unmute_all(self) -> None:
+        panel = self.alert_panel
+        for detector in list(panel.muted):
+            panel.mute(detector, muted=False)
+
+    def action_clear_marker(self) -> None:
+        if self.view.marker is not None:
+            self.view.marker = None
+            self._view_changed()
+
+    def on_alert_panel_opened(self, message: AlertPanel.Opened) -> None:
+        alert = message.alert
+        self.view.marker = (alert.run, alert.step)
+        with self.monitor.lock:
+            run = self.store.runs.get(alert.run)
+            if run is not None and self.view.span is not None:
+                xs = x_of(run, [alert.step], self.view.x_axis, self.store.clocks.get(run.id))
+                left, right = data_extent(self.shown_runs(), self.store.clocks, self.view.x_axis)
+                window = self.view.window(right, left)
+                if xs is not None and window is not None and not window[0] <= xs[0] <= window[1]:
+                    self.view.right = float(xs[0]) + self.view.span / 2
+        self._view_changed()
+        self.push_screen(AlertScreen(alert))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key in KEYS:
+            if key.action != "quit":
+                yield SystemCommand(key.description, f"key: {key.label}", lambda a=key.action: self.run_action(a))
 
     def on_unmount(self) -> None:
         self._stop.set()

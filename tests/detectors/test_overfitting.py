@@ -19,18 +19,18 @@ VAL = [0.66, 0.53, 0.45, 0.41, 0.39, 0.40, 0.42, 0.44, 0.47, 0.50, 0.54, 0.58]
 def test_val_rising_while_train_falls_is_a_warning() -> None:
     trace = run(Overfitting(), [header()] + epochs(TRAIN, VAL))
     rec, finding = trace.first_finding()
-    # 0.44 at epoch 7 is the 1st value > 0.39 * 1.1 = 0.429; three in a row by epoch 9.
-    assert rec.epoch == 9
+    # 0.44 at epoch 7 is the 1st value > 0.39 * 1.1 = 0.429, three epochs after the best.
+    assert rec.epoch == 7
     assert finding.severity is Severity.WARNING
     ev = finding.evidence
     assert ev["best_val_loss"] == 0.39 and ev["best_epoch"] == 4
-    assert ev["val_loss"] == 0.50 and ev["loss"] == 0.09
+    assert ev["val_loss"] == 0.44 and ev["loss"] == 0.14
     assert ev["loss_at_best"] == 0.26
-    assert ev["gap"] == pytest.approx(0.41) and ev["gap_at_best"] == pytest.approx(0.13)
-    assert ev["epochs_since_best"] == 5
-    assert ev["rise"] == pytest.approx(0.50 / 0.39 - 1)
-    assert "28% above its best 0.39 (epoch 5" in finding.message
-    assert "loss 0.26 -> 0.09" in finding.message
+    assert ev["gap"] == pytest.approx(0.30) and ev["gap_at_best"] == pytest.approx(0.13)
+    assert ev["epochs_since_best"] == 3
+    assert ev["rise"] == pytest.approx(0.44 / 0.39 - 1)
+    assert "13% above its best 0.39 (epoch 5" in finding.message
+    assert "loss 0.26 -> 0.14" in finding.message
     assert "kernel_regularizer=l2(1e-4)" in finding.hint
     assert "EarlyStopping(monitor='val_loss', patience=3, restore_best_weights=True)" in finding.hint
     assert "epoch-5 weights" in finding.hint
@@ -68,14 +68,15 @@ def test_small_drift_within_margin_is_quiet() -> None:
 def test_clears_when_val_returns_within_margin() -> None:
     val = VAL[:10] + [0.42, 0.41]
     trace = run(Overfitting(), epochs(TRAIN, val))
-    assert trace.episodes() == [(10 * 32, 11 * 32)]  # 0.42 <= 0.429: clear
+    assert trace.episodes() == [(8 * 32, 11 * 32)]  # 0.42 <= 0.429: clear
     assert trace.state_at_end() == "clear"
 
 
 def test_patience_option() -> None:
     first = run(Overfitting(patience=1), epochs(TRAIN, VAL)).first_finding()[0]
     assert first.epoch == 7
-    assert not run(Overfitting(patience=6), epochs(TRAIN, VAL)).fired
+    assert run(Overfitting(patience=6), epochs(TRAIN, VAL)).first_finding()[0].epoch == 10
+    assert not run(Overfitting(patience=8), epochs(TRAIN, VAL)).fired
 
 
 def test_real_healthy_keras_run_is_quiet() -> None:

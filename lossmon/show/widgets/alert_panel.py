@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -17,6 +18,7 @@ SEVERITY_STYLE = {
     Severity.WARNING: "bold yellow",
     Severity.INFO: "bold cyan",
 }
+FIRST_LINE = 31  # the panel is 34 columns wide
 SEVERITY_LABEL = {Severity.CRITICAL: "CRIT", Severity.WARNING: "WARN", Severity.INFO: "INFO"}
 
 
@@ -28,6 +30,8 @@ def alert_title(alert: Alert, with_run: bool) -> Text:
     where = f" step {alert.step}"
     if alert.epoch is not None:
         where += f" ep {alert.epoch + 1}"  # 1-based, as Keras prints epochs
+    if len(text.plain) + len(where) > FIRST_LINE:
+        where = f" @{alert.step}"  # keep the first line on one row of the panel
     text.append(where, style="dim")
     if not alert.active:
         text.append(" resolved", style="dim italic")
@@ -50,46 +54,132 @@ def alert_details(alert: Alert) -> Text:
     return text
 
 
+class AlertList(OptionList):
+    """An OptionList that knows whether the user moved the highlight."""
+
+    user_moved = False
+
+    def action_cursor_up(self) -> None:
+        self.user_moved = True
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self.user_moved = True
+        super().action_cursor_down()
+
+    def action_first(self) -> None:
+        self.user_moved = True
+        super().action_first()
+
+    def action_last(self) -> None:
+        self.user_moved = True
+        super().action_last()
+
+
+def most_severe(alerts: list[Alert]) -> int | None:
+    """Index of the alert to show first: the most severe active one, newest on ties
+    (the list is newest first), else the newest."""
+    if not alerts:
+        return None
+    active = [i for i, a in enumerate(alerts) if a.active]
+    if not active:
+        return 0
+    return max(active, key=lambda i: (alerts[i].severity.rank, -i))
+
+
 class AlertPanel(Vertical):
-    """Lists alerts newest first, coloured by severity; shows the chosen one's hint."""
+    """Lists alerts newest first, coloured by severity, with counts; the most
+    severe active alert is selected by default so its hint is what shows."""
+
+    class Opened(Message):
+        """Enter on an alert: show its details and mark its step on the plots."""
+
+        def __init__(self, alert: Alert) -> None:
+            super().__init__()
+            self.alert = alert
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.alerts: list[Alert] = []
+        self.alerts: list[Alert] = []  # shown, newest first
+        self._all: list[Alert] = []
+        self._many_runs = False
+        self.muted: set[str] = set()
         self._shown: list[tuple] = []
+        self._chosen: Alert | None = None  # what the user moved to, kept across updates
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Alerts", style="bold"), id="alerts-title")
-        yield OptionList(id="alerts-list")
+        yield AlertList(id="alerts-list")
         yield Static(Text("No alerts yet.", style="dim"), id="alert-details")
 
-    def show_alerts(self, alerts: list[Alert]) -> None:
+    @property
+    def selected(self) -> Alert | None:
+        index = self.query_one("#alerts-list", OptionList).highlighted
+        if index is None or not 0 <= index < len(self.alerts):
+            return None
+        return self.alerts[index]
+
+    def show_alerts(self, alerts: list[Alert], force: bool = False, many_runs: bool | None = None) -> None:
         """Rebuild the list when an alert was added or changed."""
-        state = [(id(a), a.severity, a.active, a.message, a.last_step) for a in alerts]
-        if state == self._shown:
+        state = [(id(a), a.severity, a.active, a.message, a.last_step) for a in alerts] + [many_runs]
+        if state == self._shown and not force:
             return
         self._shown = state
-        self.alerts = list(reversed(alerts))
-        runs = {alert.run for alert in alerts}
+        self._all = alerts
+        shown = [a for a in reversed(alerts) if a.detector not in self.muted]
+        self.alerts = shown
+        if many_runs is not None:
+            self._many_runs = many_runs
+        with_run = self._many_runs or len({alert.run for alert in alerts}) > 1
         listing = self.query_one("#alerts-list", OptionList)
-        highlighted = listing.highlighted
         listing.clear_options()
-        listing.add_options(Option(alert_title(alert, len(runs) > 1)) for alert in self.alerts)
-        counts = {}
+        listing.add_options(Option(alert_title(alert, with_run)) for alert in shown)
+        self.query_one("#alerts-title", Static).update(self._title(alerts))
+        if shown:
+            keep = next((i for i, a in enumerate(shown) if a is self._chosen), None)
+            index = keep if keep is not None else most_severe(shown)
+            listing.highlighted = index
+            self._show_details(index or 0)
+        else:
+            text = "All alerts muted (M unmutes)." if alerts else "No alerts yet."
+            self.query_one("#alert-details", Static).update(Text(text, style="dim"))
+
+    def _title(self, alerts: list[Alert]) -> Text:
+        counts: dict[Severity, int] = {}
         for alert in alerts:
-            if alert.active:
+            if alert.active and alert.detector not in self.muted:
                 counts[alert.severity] = counts.get(alert.severity, 0) + 1
-        title = Text("Alerts", style="bold")
+        title = Text("Alerts", style="bold", no_wrap=True, overflow="ellipsis")
         for severity in (Severity.CRITICAL, Severity.WARNING, Severity.INFO):
             if counts.get(severity):
-                title.append(f"  {counts[severity]} {severity.value}", style=SEVERITY_STYLE[severity])
-        self.query_one("#alerts-title", Static).update(title)
-        if self.alerts:
-            listing.highlighted = 0 if highlighted is None else min(highlighted, len(self.alerts) - 1)
-            self._show_details(listing.highlighted or 0)
+                title.append(f" {counts[severity]} {SEVERITY_LABEL[severity].lower()}", style=SEVERITY_STYLE[severity])
+        resolved = sum(1 for a in alerts if not a.active)
+        if resolved:
+            title.append(f" {resolved} resolved", style="dim")
+        if self.muted:
+            title.append(f" {len(self.muted)} muted", style="dim italic")
+        return title
+
+    def mute(self, detector: str, muted: bool = True) -> None:
+        if muted:
+            self.muted.add(detector)
+        else:
+            self.muted.discard(detector)
+        self._chosen = None
+        self.show_alerts(self._all, force=True)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self._show_details(event.option_index)
+        listing = self.query_one("#alerts-list", AlertList)
+        if listing.user_moved and 0 <= event.option_index < len(self.alerts):
+            self._chosen = self.alerts[event.option_index]
+            listing.user_moved = False
+        if listing.highlighted is not None:
+            self._show_details(listing.highlighted)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if 0 <= event.option_index < len(self.alerts):
+            self._chosen = self.alerts[event.option_index]
+            self.post_message(self.Opened(self.alerts[event.option_index]))
 
     def _show_details(self, index: int) -> None:
         if 0 <= index < len(self.alerts):

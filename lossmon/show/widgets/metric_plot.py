@@ -1,124 +1,324 @@
-"""A live plot of some of a run's metrics, drawn with plotext."""
+"""One panel of curves: a legend line above a plotext plot.
+
+The plot is rebuilt only when a run, the view or the size changed, and data
+is downsampled to the plot's width, so drawing costs the same at step 100
+and at step 10 million.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from lossmon.model import Run, Series, downsample
+from lossmon.show import curves
+from lossmon.show.panels import Line, Panel, short_labels
 from lossmon.show.safe import printable
+from lossmon.show.view import ViewState
 
-TRAIN_COLOR = "cyan"
-VAL_COLOR = "orange"
-EXTRA_COLORS = ("green", "magenta", "blue", "yellow")
-
-
-@dataclass(frozen=True)
-class Line:
-    """One curve to draw."""
-
-    label: str
-    series: Series
-    color: str
+Color = tuple[int, int, int]
+TRAIN_COLOR: Color = (0, 200, 220)
+VAL_COLOR: Color = (255, 150, 0)
+LINE_COLORS: tuple[Color, ...] = ((80, 200, 80), (220, 90, 220), (100, 140, 255), (230, 210, 60), (0, 200, 220), (255, 150, 0))
+RUN_COLORS: tuple[Color, ...] = ((0, 200, 220), (255, 150, 0), (80, 200, 80), (220, 90, 220), (230, 210, 60), (100, 140, 255))
+ALERT_COLOR: Color = (255, 60, 60)
+BOUNDARY_COLOR: Color = (70, 70, 80)
+MAX_BOUNDARIES = 40
 
 
-Picker = Callable[[Run], list[Line]]
+def faint(color: Color) -> Color:
+    return tuple(int(c * 0.4) for c in color)  # type: ignore[return-value]
 
 
-def _is_val(name: str) -> bool:
-    return name.startswith("val_")
+def rich_color(color: Color) -> str:
+    return f"rgb({color[0]},{color[1]},{color[2]})"
 
 
-def _colored(names: list[tuple[str, Series]]) -> list[Line]:
-    lines, extra = [], iter(EXTRA_COLORS * 4)
-    for name, series in names:
-        if name in ("loss", "accuracy"):
-            color = TRAIN_COLOR
-        elif name in ("val_loss", "val_accuracy"):
-            color = VAL_COLOR
-        else:
-            color = next(extra, "white")
-        lines.append(Line(name, series, color))
-    return lines
+def x_of(run: Run, steps: np.ndarray, axis: str, clock: Series | None) -> np.ndarray | None:
+    """Steps in the units of the chosen x axis (None: not available)."""
+    if axis == "epoch":
+        return curves.step_to_epoch(steps, run.epoch_steps, run.steps_per_epoch)
+    if axis == "time":
+        if clock is None or not len(clock):
+            return None
+        start = (run.header or {}).get("start_time")
+        return curves.step_to_time(steps, clock.steps, clock.values, start if isinstance(start, (int, float)) else None)
+    return np.asarray(steps, dtype=np.float64)
 
 
-def _pick(run: Run, wanted: Callable[[str], bool]) -> list[Line]:
-    """Per-step curves for training metrics, epoch curves for validation ones
-    (and for training ones when no batch records exist, e.g. a CSV log)."""
-    chosen: list[tuple[str, Series]] = []
-    for name, series in run.batch.items():
-        if wanted(name) and not _is_val(name):
-            chosen.append((name, series))
-    for name, series in run.epoch.items():
-        if wanted(name) and (_is_val(name) or name not in run.batch):
-            chosen.append((name, series))
-    return _colored(chosen)
+def data_extent(runs: list[Run], clocks: dict[str, Series], axis: str) -> tuple[float, float]:
+    """Left and right end of the data on the x axis, over all runs."""
+    right = 1.0
+    for run in runs:
+        xs = x_of(run, np.array([run.step]), axis, clocks.get(run.id))
+        if xs is not None and np.isfinite(xs[0]):
+            right = max(right, float(xs[0]))
+    return 0.0, right
 
 
-def loss_lines(run: Run) -> list[Line]:
-    return _pick(run, lambda name: name == "loss" or name == "val_loss")
+@dataclass
+class Curve:
+    """A line ready to draw: x in axis units, raw and smoothed y."""
 
-
-def accuracy_lines(run: Run) -> list[Line]:
-    return _pick(run, lambda name: "acc" in name.lower())
+    line: Line
+    color: Color
+    marker: str
+    xs: np.ndarray
+    raw: np.ndarray
+    smooth: np.ndarray | None
 
 
 class MetricPlot(PlotextPlot):
-    """Curves of the metrics a picker selects from the newest run.
+    """The plot part of a panel; `lines`, `legend` and `notes` describe the last draw."""
 
-    Data is downsampled to the widget's width, so drawing costs the same
-    at step 100 and at step 10 million; it is rebuilt only when the run
-    changed or the widget was resized.
-    """
-
-    def __init__(self, title: str, picker: Picker, *, id: str | None = None) -> None:
+    def __init__(self, panel: Panel, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.title = title
-        self.picker = picker
+        self.panel = panel
         self.lines: list[Line] = []
-        self._drawn: tuple[int, int, int] | None = None
+        self.legend = Text()
+        self.notes = Text()
+        self.y_range: tuple[float, float] | None = None
+        self.off_scale = 0
         self.empty = True
         self.draws = 0  # how often the data was rebuilt; stays put while nothing changes
+        self._drawn: tuple | None = None
 
-    def show_run(self, run: Run | None) -> None:
-        """Redraw from `run` if anything changed since the last draw."""
-        key = (id(run), run.version if run else -1, self.size.width)
+    def log_scale(self, view: ViewState) -> bool:
+        """Panels whose values span decades (gradient norms) start in log
+        scale; the `y` key flips every panel."""
+        return view.log_y != self.panel.log_by_default
+
+    def lines_for(self, runs: list[Run], view: ViewState) -> list[Line]:
+        out = []
+        for run in runs:
+            out.extend(line for line in self.panel.picker(run) if view.matches(line.name))
+        return out
+
+    def show_runs(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool = False) -> bool:
+        """Redraw if anything changed since the last draw; True when it did."""
+        key = (tuple((id(r), r.version) for r in runs), view.version, self.size.width, self.size.height, no_color)
         if key == self._drawn:
-            return
+            return False
         self._drawn = key
         self.draws += 1
-        self._draw(run)
+        self._draw(runs, clocks, view, no_color)
         self.refresh()
+        return True
 
     def on_resize(self) -> None:
         self._drawn = None
 
-    def _draw(self, run: Run | None) -> None:
+    def _curves(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool) -> list[Curve]:
+        many = len(runs) > 1
+        out: list[Curve] = []
+        for index, run in enumerate(runs):
+            lines = [line for line in self.panel.picker(run) if view.matches(line.name)]
+            colors = _single_run_colors(lines)
+            for line in lines:
+                self.lines.append(line)
+                color = RUN_COLORS[index % len(RUN_COLORS)] if many else colors[line.name]
+                marker = "braille"
+                if line.is_val or not line.per_step:
+                    marker = "•" if (many or no_color) else "braille"
+                xs = x_of(run, line.series.steps, view.x_axis, clocks.get(run.id))
+                if xs is None:
+                    continue
+                raw = np.array(line.series.values, dtype=np.float64)
+                if self.log_scale(view):
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        raw = np.where(raw > 0, np.log10(np.where(raw > 0, raw, 1.0)), np.where(np.isfinite(raw), -np.inf, raw))
+                smooth = None
+                if view.smooth and line.per_step and len(raw) >= 3 and view.smoothing > 0:
+                    smooth = curves.ema(np.where(np.isneginf(raw), np.nan, raw), view.smoothing)
+                out.append(Curve(line, color, marker, xs, raw, smooth))
+        return out
+
+    def _draw(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.title)
-        self.lines = self.picker(run) if run is not None else []
-        buckets = max(self.size.width, 20)
-        drawn = 0
-        first_bad: int | None = None
-        for line in self.lines:
-            steps, values = line.series.steps, line.series.values
-            bad = ~np.isfinite(values)
+        self.lines = []
+        self.legend = Text(no_wrap=True, overflow="ellipsis")
+        self.notes = Text(no_wrap=True, overflow="ellipsis")
+        self.off_scale = 0
+        self.y_range = None
+        curves_ = self._curves(runs, clocks, view, no_color)
+        left, right = data_extent(runs, clocks, view.x_axis)
+        window = view.window(right, left)
+        x_lo, x_hi = window if window is not None else (left, right)
+
+        # y range from what is visible
+        visible = []
+        for c in curves_:
+            keep = (c.xs >= x_lo) & (c.xs <= x_hi)
+            visible.append(c.raw[keep][np.isfinite(c.raw[keep])])
+        pool = np.concatenate(visible) if visible else np.array([])
+        y_range = (curves.robust_range(pool) if view.robust else curves.full_range(pool)) if len(pool) else None
+        self.empty = y_range is None
+        buckets = max(self.size.width - 8, 20)
+        many = len(runs) > 1
+        first_bad: tuple[float, int] | None = None
+        names = short_labels([run.id for run in runs])
+        for c in curves_:
+            label = printable(c.line.name if not many else f"{names[c.line.run]}:{c.line.name}", 40)
+            if self.legend:
+                self.legend.append("  ")
+            self.legend.append("━ " if c.marker == "braille" else "• ", style=rich_color(c.color))
+            self.legend.append(label)
+            bad = ~np.isfinite(c.raw) & ~np.isneginf(c.raw) if self.log_scale(view) else ~np.isfinite(c.raw)
             if bad.any():
-                step = int(steps[np.argmax(bad)])
-                first_bad = step if first_bad is None else min(first_bad, step)
-                steps, values = steps[~bad], values[~bad]
-            if not len(steps):
+                at = int(np.argmax(bad))
+                if first_bad is None or c.xs[at] < first_bad[0]:
+                    first_bad = (float(c.xs[at]), int(c.line.series.steps[at]))
+            if y_range is None:
                 continue
-            xs, ys = downsample(steps, values, buckets)
-            plt.plot(xs.tolist(), ys.tolist(), label=printable(line.label, 30), color=line.color, marker="braille")
-            drawn += 1
+            lo, hi = y_range
+            layers = []
+            if c.smooth is not None:
+                if not no_color:
+                    layers.append((c.raw, faint(c.color), "braille"))
+                layers.append((c.smooth, c.color, c.marker))
+            else:
+                layers.append((c.raw, c.color, c.marker))
+            for ys, color, marker in layers:
+                xs, ys = curves.crop(c.xs, ys, window)
+                finite = np.isfinite(ys)
+                xs, ys = xs[finite], ys[finite]
+                if not len(xs):
+                    continue
+                xs, ys = downsample(xs, ys, buckets)
+                plt.plot(xs.tolist(), np.clip(ys, lo, hi).tolist(), color=color, marker=marker)
+            # mark raw points beyond the range at the edge they were clipped to
+            xs, ys = curves.crop(c.xs, c.raw, window)
+            out_hi, out_lo = xs[ys > hi], xs[np.isfinite(ys) & (ys < lo)]
+            if len(out_hi):
+                plt.scatter(out_hi.tolist(), [hi] * len(out_hi), marker="▲", color=ALERT_COLOR)
+            if len(out_lo):
+                plt.scatter(out_lo.tolist(), [lo] * len(out_lo), marker="▼", color=ALERT_COLOR)
+            self.off_scale += len(out_hi) + len(out_lo)
+
+        if y_range is not None:
+            self._boundaries(runs, clocks, view, x_lo, x_hi)
+            if first_bad is not None and x_lo <= first_bad[0] <= x_hi:
+                plt.vline(first_bad[0], ALERT_COLOR)
+            if view.marker is not None:
+                self._alert_marker(runs, clocks, view, x_lo, x_hi)
+            self._axes(y_range, view, x_lo, x_hi)
+            self.y_range = y_range
+        else:
+            plt.xlim(x_lo, x_hi)
         if first_bad is not None:
-            plt.vline(first_bad, "red")
-        self.empty = drawn == 0
-        if self.empty:
-            plt.title(f"{self.title} (no data yet)")
+            self.notes.append(f"non-finite from step {first_bad[1]}", style="bold red")
+        if self.off_scale:
+            self.notes.append(("  " if self.notes else "") + f"{self.off_scale} off-scale ▲▼", style="red")
+        if not self.lines:
+            self.legend.append("(filtered out)" if view.filter else "(no data yet)", style="dim")
+
+    def _boundaries(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, x_lo: float, x_hi: float) -> None:
+        """Epoch boundaries on per-step curves, faint, unless too dense to help."""
+        if not any(line.per_step for line in self.lines) or not runs:
+            return
+        run = runs[-1]
+        if not run.epoch_steps:
+            return
+        xs = x_of(run, np.asarray(run.epoch_steps), view.x_axis, clocks.get(run.id))
+        if xs is None:
+            return
+        xs = xs[(xs > x_lo) & (xs < x_hi)]
+        if 0 < len(xs) <= min(MAX_BOUNDARIES, max(self.size.width // 4, 1)):
+            for x in xs:
+                self.plt.vline(float(x), BOUNDARY_COLOR)
+
+    def _alert_marker(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, x_lo: float, x_hi: float) -> None:
+        run_id, step = view.marker  # type: ignore[misc]
+        run = next((r for r in runs if r.id == run_id), None)
+        if run is None:
+            return
+        xs = x_of(run, np.array([step]), view.x_axis, clocks.get(run.id))
+        if xs is not None and x_lo <= xs[0] <= x_hi:
+            self.plt.vline(float(xs[0]), (255, 0, 255))
+            self.notes.append(("  " if self.notes else "") + f"│ alert at step {step}", style="bold magenta")
+
+    def _axes(self, y_range: tuple[float, float], view: ViewState, x_lo: float, x_hi: float) -> None:
+        plt = self.plt
+        lo, hi = y_range
+        pad = (hi - lo) * 0.04
+        plt.ylim(lo - pad, hi + pad)
+        rows = max(3, min(6, self.size.height // 3))
+        if self.log_scale(view):
+            ticks, labels = curves.log_ticks(lo, hi)
+        else:
+            ticks = curves.nice_ticks(lo, hi, rows)
+            if len(ticks) >= 2 and ticks[0] - lo > 0.6 * (ticks[1] - ticks[0]):
+                ticks.insert(0, float(f"{lo:.2g}"))  # label the bottom of the curve too
+            labels = [curves.format_tick(t) for t in ticks]
+        plt.yticks(ticks, labels)
+        if x_hi <= x_lo:
+            x_hi = x_lo + 1
+        plt.xlim(x_lo, x_hi)
+        columns = max(2, min(8, self.size.width // 14))
+        xticks = curves.nice_ticks(x_lo, x_hi, columns, integer=view.x_axis == "step")
+        plt.xticks(xticks, [_x_label(t, view.x_axis) for t in xticks])
+
+
+def _single_run_colors(lines: list[Line]) -> dict[str, Color]:
+    """Training cyan, its validation twin orange, anything else its own colour."""
+    names = {line.name for line in lines}
+    colors: dict[str, Color] = {}
+    extra = iter(LINE_COLORS * 8)
+    trains = [line.name for line in lines if not line.is_val]
+    for line in lines:
+        if not line.is_val and line.name == trains[0]:
+            colors[line.name] = TRAIN_COLOR
+        elif line.is_val and line.name[4:] in names and colors.get(line.name[4:]) == TRAIN_COLOR:
+            colors[line.name] = VAL_COLOR
+        else:
+            colors[line.name] = next(extra, (255, 255, 255))
+    return colors
+
+
+def _x_label(value: float, axis: str) -> str:
+    if axis == "time":
+        seconds = int(round(value))
+        if abs(value) >= 3600:
+            return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+        if abs(value) >= 60:
+            return f"{seconds // 60}m{seconds % 60:02d}"
+        return curves.format_tick(value) + "s"
+    return curves.format_tick(value)
+
+
+class PlotPanel(Vertical):
+    """A title-and-legend line over a MetricPlot."""
+
+    def __init__(self, panel: Panel) -> None:
+        super().__init__(id=f"{panel.key}-panel", classes="plot-panel")
+        self.panel = panel
+        self.plot = MetricPlot(panel, id=f"{panel.key}-plot")
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(self.panel.title, style="bold"), classes="plot-legend")
+        yield self.plot
+
+    def has_data(self, runs: list[Run], view: ViewState) -> bool:
+        return bool(self.plot.lines_for(runs, view))
+
+    def show_runs(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool = False) -> None:
+        if not self.plot.show_runs(runs, clocks, view, no_color):
+            return
+        header = Text(no_wrap=True, overflow="ellipsis")
+        header.append(self.panel.title, style="bold")
+        if self.plot.log_scale(view):
+            header.append(" (log)", style="bold")
+        header.append("  ")
+        header.append_text(self.plot.legend)
+        if self.plot.notes:
+            header.append("  ")
+            header.append_text(self.plot.notes)
+        self.query_one(".plot-legend", Static).update(header)

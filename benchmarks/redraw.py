@@ -1,0 +1,77 @@
+"""Redraw cost is independent of run length: 100 vs 1,000,000 records.
+
+The real app runs headless at 160x48 with a run of each length loaded; then
+single records are appended, and each DataChanged is timed from the start of
+its handling to the paint of the refresh that follows (see _timed_app.py).
+The short run is the baseline. Target: the long run's median within 1.5x.
+Usage: python benchmarks/redraw.py [--records N] [--samples K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RUN, bench_dir, emit, machine, median, write_run  # noqa: E402
+from _timed_app import timed_app_class  # noqa: E402
+from lossmon.record import RunFileWriter  # noqa: E402
+
+
+async def redraw_times(path: Path, first_step: int, samples: int) -> list[float]:
+    app = timed_app_class()([path], poll_interval=0.5)
+    lines = sum(1 for _ in open(path, "rb"))
+    writer = RunFileWriter(path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        while app.monitor.records < lines:
+            await asyncio.sleep(0.01)
+        await pilot.pause(0.5)
+        app.redraws.clear()
+        for i in range(samples):
+            step = first_step + i
+            before = len(app.redraws)
+            writer.write({"kind": "batch", "run": RUN, "step": step, "epoch": step // 1000, "batch": step % 1000,
+                          "time": 1.9e9 + i, "logs": {"loss": 0.2, "accuracy": 0.9},
+                          "step_logs": {"loss": 0.2, "accuracy": 0.9}})
+            while len(app.redraws) == before:
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.05)
+        times = list(app.redraws)
+        await pilot.press("q")
+    writer.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    directory = bench_dir() / "redraw"
+    directory.mkdir(exist_ok=True)
+    results = {}
+    for n in (100, args.records):
+        source = write_run(bench_dir() / f"cold-{n}.jsonl", n)
+        path = directory / f"run-{n}.jsonl"  # a copy, since records are appended to it
+        path.write_bytes(source.read_bytes())
+        results[n] = asyncio.run(redraw_times(path, n + 10, args.samples))
+        path.unlink()
+    short, long = median(results[100]), median(results[args.records])
+    emit({
+        "benchmark": "redraw",
+        "records_short": 100,
+        "records_long": args.records,
+        "redraw_median_ms_short": round(short * 1000, 1),
+        "redraw_median_ms_long": round(long * 1000, 1),
+        "ratio_long_to_short": round(long / short, 2),
+        "target_ratio": 1.5,
+        "samples": args.samples,
+        **machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()

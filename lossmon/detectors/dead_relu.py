@@ -1,0 +1,28 @@
+"""Dead ReLUs: hidden ReLU units that output zero for every probe row.
+
+A unit that is zero for every input gets no gradient and never recovers.
+Reads `dead_fraction/<layer>` of probe records (ReLU layers only; the
+output layer is not probed).
+"""
+
+from __future__ import annotations
+
+from lossmon.detectors._layer_share import LayerShareDetector
+
+
+class DeadRelu(LayerShareDetector):
+    """WARNING when half a layer's units are dead on 2 probes in a row;
+    CRITICAL when the whole layer is dead (nothing passes it any more)."""
+
+    id = "dead_relu"
+    title = "Dead ReLU units"
+    measure = "dead_fraction"
+    what = "dead ReLU"
+    hint = (
+        "lower the learning rate (large steps push biases negative for good), use "
+        "LeakyReLU or gelu, He initialisation (kernel_initializer='he_normal'), a "
+        "non-negative bias start, and scaled inputs"
+    )
+
+    def __init__(self, warn_at: float = 0.5, critical_at: float | None = 0.999, patience: int = 2) -> None:
+        super().__init__(warn_at, critical_at, patience)

@@ -1,0 +1,107 @@
+"""The per-step loss swings up and down by large factors instead of falling.
+
+A learning rate (or momentum) too high for the curvature makes each step
+overshoot: the loss zig-zags, step after step, between a low and a high
+value. Unlike divergence it need not grow; unlike batch noise the swings
+are several-fold and alternate in sign.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
+from lossmon.detectors._util import Order, RunInfo, epoch_label, finite, fmt, fmt_lr, median
+from lossmon.format import BATCH, Record, json_safe
+
+
+class Oscillation(Detector):
+    """Median step-to-step change of the loss >= `factor`x, alternating.
+
+    Reads the per-step `loss` of batch records (not Keras' running means,
+    which smooth a zig-zag away). Over the last `window` steps it takes the
+    log of each loss and the changes between consecutive steps: the
+    oscillation is the median absolute change (a robust "typical swing",
+    untouched by a single spike) and the share of sign reversals. It fires
+    when the typical swing is at least `factor` (3x: ordinary batch noise
+    is 1.2-1.6x) and at least `alternation` (50%) of consecutive changes
+    reverse direction. WARNING. It clears when the typical swing falls
+    below half the threshold in log terms (sqrt(3) = 1.7x).
+    """
+
+    id = "oscillation"
+    title = "Loss oscillating"
+
+    def __init__(self, monitor: str = "loss", factor: float = 3.0, alternation: float = 0.5, window: int = 12) -> None:
+        self.monitor = monitor
+        self.factor = max(float(factor), 1.01)
+        self.alternation = min(max(float(alternation), 0.0), 1.0)
+        self.window = max(int(window), 6)
+        self.info = RunInfo()
+        self.order = Order()
+        self._logs: deque[float] = deque(maxlen=self.window)
+        self._values: deque[float] = deque(maxlen=self.window)
+        self._active = False
+
+    def observe(self, record: Record) -> list[Verdict]:
+        self.info.update(record)
+        if record.kind != BATCH or not self.order.is_new(record):
+            return []
+        loss = finite(record.values.get(self.monitor))
+        if loss is None or loss <= 0:
+            return []
+        self._logs.append(math.log(loss))
+        self._values.append(loss)
+        if len(self._logs) < self.window:
+            return []
+        logs = list(self._logs)
+        deltas = [b - a for a, b in zip(logs, logs[1:])]
+        swing = median([abs(d) for d in deltas])
+        turns = sum(1 for a, b in zip(deltas, deltas[1:]) if a * b < 0) / max(len(deltas) - 1, 1)
+        threshold = math.log(self.factor)
+        if swing >= threshold and turns >= self.alternation:
+            self._active = True
+        elif self._active and swing < threshold / 2:
+            self._active = False
+            return [Clear()]
+        if not self._active:
+            return []
+        return [self._finding(record, math.exp(swing), turns)]
+
+    def _finding(self, record: Record, swing: float, turns: float) -> Finding:
+        values = sorted(self._values)
+        low, high = values[len(values) // 10], values[-1 - len(values) // 10]
+        message = (
+            f"{self.monitor} oscillating at step {record.step} (epoch {epoch_label(record.epoch)}): "
+            f"over the last {self.window} steps it swings {swing:.1f}x from one step to the next "
+            f"(between about {fmt(low)} and {fmt(high)}), reversing direction {turns:.0%} of the time"
+        )
+        evidence = {
+            "typical_swing": swing,
+            "reversals": turns,
+            "low": low,
+            "high": high,
+            "window": self.window,
+            "step": record.step,
+            "epoch": record.epoch,
+        }
+        info = self.info
+        if info.lr is not None:
+            evidence["learning_rate"] = info.lr
+        if info.optimizer:
+            evidence["optimizer"] = info.optimizer
+        too_high = info.lr_too_high(3.0)
+        if too_high:
+            head = f"Each step overshoots: the {too_high}"
+        elif info.lr is not None:
+            head = f"Each step overshoots: lower the learning rate 3-10x ({fmt_lr(info.lr)} -> {fmt_lr(info.lr / 3)} or {fmt_lr(info.lr / 10)})"
+        else:
+            head = "Each step overshoots: lower the learning rate 3-10x"
+        hint = (
+            head
+            + "; with SGD lower the momentum (0.9 -> 0.5) or switch to Adam; a decaying schedule "
+            "(ExponentialDecay, ReduceLROnPlateau) calms it later in the run; standardise inputs "
+            "(StandardScaler) so no direction is much steeper than the others."
+        )
+        return Finding(Severity.WARNING, message, hint, json_safe(evidence))

@@ -1,0 +1,111 @@
+"""A single batch whose loss jumps far above its neighbours.
+
+One batch far worse than the ones around it, and worse than where the run
+started, is rarely noise: it is usually one bad row (an outlier feature, a
+wrong label) in that batch. Recurring at the same batch index each epoch
+points straight at a fixed batch of an unshuffled data set.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
+from lossmon.detectors._util import Order, epoch_label, finite, fmt, fmt_times, median
+from lossmon.format import BATCH, Record, json_safe
+
+
+class Spike(Detector):
+    """A per-step loss `ratio`x the median of the previous `window` steps,
+    `mads` robust deviations above it, and above the run's starting loss.
+
+    Reads the per-step `loss` of batch records (recovered from Keras'
+    running means by the writer: the running mean itself would average a
+    spike away). The reference is the median of the previous `window` steps
+    and their MAD, so ordinary batch noise never counts; the spike must
+    also exceed the starting loss (median of the first `window` steps): a
+    batch of 0.5 among batches of 0.02 in a converged classifier is one
+    misclassified example, not a problem. WARNING; the alert stays active
+    while spikes recur within `hold` steps and then clears.
+    """
+
+    id = "spike"
+    title = "Loss spike"
+
+    def __init__(self, monitor: str = "loss", ratio: float = 4.0, mads: float = 10.0, window: int = 10, hold: int = 60) -> None:
+        self.monitor = monitor
+        self.ratio = max(float(ratio), 1.0)
+        self.mads = max(float(mads), 0.0)
+        self.window = max(int(window), 5)
+        self.hold = max(int(hold), 1)
+        self.order = Order()
+        self._recent: deque[float] = deque(maxlen=self.window)
+        self._start: float | None = None
+        self._spikes: list[dict] = []
+        self._last_spike_step: int | None = None
+
+    def observe(self, record: Record) -> list[Verdict]:
+        if record.kind != BATCH or not self.order.is_new(record):
+            return []
+        loss = finite(record.values.get(self.monitor))
+        if loss is None:
+            return []
+        verdicts: list[Verdict] = []
+        if len(self._recent) == self.window:
+            if self._start is None:
+                self._start = median(self._recent)
+            ref = median(self._recent)
+            mad = median([abs(v - ref) for v in self._recent]) * 1.4826
+            if ref > 0 and loss >= self.ratio * ref and loss - ref >= self.mads * mad and loss > self._start:
+                batch = record.data.get("batch") if isinstance(record.data, dict) else None
+                self._spikes.append(
+                    {"step": record.step, "epoch": record.epoch, "batch": batch if isinstance(batch, int) else None, "loss": loss, "median": ref}
+                )
+                del self._spikes[:-20]
+                self._last_spike_step = record.step
+                verdicts.append(self._finding(record))
+                # The spike stays out of the reference: one bad batch must
+                # not make the next one look normal.
+                return verdicts
+        self._recent.append(loss)
+        if self._last_spike_step is not None:
+            if record.step - self._last_spike_step > self.hold:
+                self._last_spike_step = None
+                return [Clear()]
+        return verdicts
+
+    def _finding(self, record: Record) -> Finding:
+        last = self._spikes[-1]
+        count = len(self._spikes)
+        batches = sorted({s["batch"] for s in self._spikes if s["batch"] is not None})
+        message = (
+            f"{self.monitor} spiked to {fmt(last['loss'])} at step {last['step']} (epoch {epoch_label(last['epoch'])}), "
+            f"{fmt_times(last['loss'] / last['median'])}x the median {fmt(last['median'])} of the previous "
+            f"{self.window} steps and above the starting {fmt(self._start)}"
+        )
+        if count > 1:
+            message += f"; {count} spikes so far"
+        evidence = {
+            "loss": last["loss"],
+            "median": last["median"],
+            "ratio": last["loss"] / last["median"],
+            "start_loss": self._start,
+            "step": last["step"],
+            "epoch": last["epoch"],
+            "spikes": count,
+            "spike_steps": [s["step"] for s in self._spikes],
+            "batch_indices": batches,
+        }
+        hint = (
+            "One batch is far worse than its neighbours: look for an outlier or a bad label in it "
+            "(np.abs(x).max(axis=0) per feature shows a value like 100 among values of 0..1); "
+            "standardise the inputs (StandardScaler) or clip/remove outliers, and add clipnorm=1.0 "
+            "so one batch cannot throw the weights far."
+        )
+        if count > 1 and len(batches) == 1:
+            hint += (
+                f" Every spike is at batch {batches[0]} of its epoch: the batches come in the same "
+                "order every epoch (no reshuffling, or a shuffle with a fixed seed) and that batch "
+                f"holds the culprit (unshuffled: rows {batches[0]}*batch_size to {batches[0] + 1}*batch_size - 1)."
+            )
+        return Finding(Severity.WARNING, message, hint, json_safe(evidence))

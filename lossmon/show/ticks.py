@@ -1,0 +1,24 @@
+"""Judging silence: the stalled detector needs a clock tick now and then.
+
+Detectors see only records, and a stalled run writes none, so `watch` feeds
+every unfinished run a synthetic tick record about once a second (see
+lossmon.detectors.stalled).
+"""
+
+from __future__ import annotations
+
+from lossmon.detect import Alert
+from lossmon.monitor import Monitor
+
+
+def feed_ticks(monitor: Monitor, now: float) -> list[Alert]:
+    """Feed one tick per unfinished run; return the alerts that changed."""
+    try:
+        from lossmon.detectors.stalled import ticks
+    except ImportError:  # an older detector set without the stalled detector
+        return []
+    changed: list[Alert] = []
+    with monitor.lock:
+        for tick in ticks(monitor.store.runs.values(), now):
+            changed.extend(monitor.engine.feed(tick))
+    return changed

@@ -1,0 +1,48 @@
+"""An alert opened with Enter: everything the detector said, full width."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from lossmon.detect import Alert
+from lossmon.show.report import format_evidence
+from lossmon.show.safe import printable
+from lossmon.show.widgets.alert_panel import SEVERITY_STYLE
+
+
+def full_details(alert: Alert) -> Text:
+    text = Text()
+    text.append(f"{alert.severity.value.upper()}  {alert.detector}", style=SEVERITY_STYLE[alert.severity])
+    text.append("   (active)" if alert.active else "   (resolved)", style="dim")
+    text.append(f"\nrun {printable(alert.run, 80)} · fired at step {alert.step}")
+    if alert.epoch is not None:
+        text.append(f", epoch {alert.epoch + 1}")
+    text.append(f" · last seen step {alert.last_step}\n\n")
+    text.append(printable(alert.message, 500) + "\n\n")
+    if alert.hint:
+        text.append("Try: ", style="bold green")
+        text.append(printable(alert.hint, 1000) + "\n\n")
+    if alert.evidence:
+        text.append("Evidence\n", style="bold")
+        for key, value in alert.evidence.items():
+            text.append(f"  {printable(key, 40)}: ", style="cyan")
+            text.append(format_evidence({"": value})[1:] + "\n")
+    text.append("\nThe plots mark this step (magenta). Esc closes; Esc again clears the marker.", style="dim")
+    return text
+
+
+class AlertScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,enter", "dismiss", "Close")]
+
+    def __init__(self, alert: Alert) -> None:
+        super().__init__()
+        self.alert = alert
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="alert-box"):
+            yield Static(full_details(self.alert), id="alert-full")

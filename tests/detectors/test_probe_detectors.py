@@ -1,0 +1,212 @@
+"""The probe and train-begin detectors on hand-built records: rules, edges, clears.
+
+The real runs these rules were tuned on are in tests/test_probes.py; here
+each threshold is pinned on both sides with records shaped like the
+callback's.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lossmon.detect import Engine, Severity
+from lossmon.detectors import BUILTIN, PROBE_DETECTORS
+from lossmon.format import to_record
+
+
+def header(**extra):
+    base = {
+        "kind": "header", "run": "r", "step": 0,
+        "optimizer": {"class": "Adam", "learning_rate": 0.001},
+        "loss": "binary_crossentropy",
+        "model": {"layers": [{"name": "dense", "class": "Dense", "units": 16, "activation": "relu"},
+                             {"name": "out", "class": "Dense", "units": 1, "activation": "sigmoid"}]},
+    }
+    base.update(extra)
+    return base
+
+
+def probe(step, epoch=0, layers=None, **values):
+    return {"kind": "probe", "run": "r", "step": step, "epoch": epoch, "layers": layers or {}, **values}
+
+
+def alerts(records, only=None):
+    engine = Engine({k: v for k, v in BUILTIN.items() if only is None or k == only})
+    for raw in records:
+        engine.feed(to_record(raw))
+    return engine.alerts
+
+
+def raised(records, detector):
+    return [a for a in alerts(records, detector) if a.severity.rank >= Severity.WARNING.rank]
+
+
+def test_all_nine_ids_are_registered():
+    assert {cls.id for cls in PROBE_DETECTORS} == {
+        "exploding_gradients", "vanishing_gradients", "dead_relu", "saturation", "unscaled_inputs",
+        "class_imbalance", "update_ratio", "lr_config", "loss_mismatch"}
+    assert all(BUILTIN[cls.id] is cls for cls in PROBE_DETECTORS)
+
+
+# ------------------------------------------------------------ lr_config
+
+
+@pytest.mark.parametrize("opt, lr, fires", [
+    ("Adam", 1.0, Severity.WARNING), ("Adam", 0.3, Severity.WARNING), ("Adam", 0.1, None),
+    ("Adam", 0.01, None), ("SGD", 0.1, None), ("SGD", 3.0, Severity.WARNING),
+    ("Adam", 1e-6, Severity.WARNING), ("Adam", 1e-5, None), ("Adam", 0.0, Severity.CRITICAL),
+    ("Adam", "NaN", Severity.CRITICAL),
+])
+def test_lr_config(opt, lr, fires):
+    found = alerts([header(optimizer={"class": opt, "learning_rate": lr})], "lr_config")
+    assert [a.severity for a in found] == ([fires] if fires else [])
+
+
+def test_lr_config_names_the_seeds_numbers():
+    (alert,) = alerts([header(optimizer={"class": "Adam", "learning_rate": 1.0})], "lr_config")
+    assert "1000x Adam's default 0.001" in alert.message and alert.step == 0
+
+
+# --------------------------------------------------------- loss_mismatch
+
+
+def out_layers(units, activation, extra=()):
+    return {"layers": [{"name": "h", "class": "Dense", "units": 8, "activation": "relu"},
+                       {"name": "o", "class": "Dense", "units": units, "activation": activation}, *extra]}
+
+
+@pytest.mark.parametrize("loss, units, act, config, labels, keys", [
+    ("binary_crossentropy", 1, "sigmoid", None, None, []),
+    ("categorical_crossentropy", 3, "softmax", None, None, []),
+    ("sparse_categorical_crossentropy", 3, "softmax", None, None, []),
+    ("mse", 1, "linear", None, None, []),
+    ("categorical_crossentropy", 1, "softmax", None, None, ["softmax1"]),
+    ("categorical_crossentropy", 1, "sigmoid", None, None, ["sigmoid_categorical"]),
+    ("categorical_crossentropy", 4, "sigmoid", None, None, ["sigmoid_categorical"]),
+    ("binary_crossentropy", 4, "softmax", None, None, ["softmax_binary"]),
+    ("mean_absolute_error", 1, "sigmoid", None, None, ["regression_loss"]),
+    ("mae", 1, "sigmoid", None, {"available": True, "task": "classification", "classes": 2}, ["regression_loss"]),
+    ("mse", 1, "sigmoid", None, {"available": True, "task": "regression"}, []),
+    ("binary_crossentropy", 1, "sigmoid", {"from_logits": True}, None, ["logits_squashed"]),
+    ("binary_crossentropy", 1, "linear", {"from_logits": True}, None, []),
+    ("binary_crossentropy", 1, "linear", {"from_logits": False}, None, ["logits_unsquashed"]),
+    ("binary_crossentropy", 1, "sigmoid", None, {"available": True, "task": "classification", "classes": 5},
+     ["binary_multiclass"]),
+])
+def test_loss_mismatch_rules(loss, units, act, config, labels, keys):
+    extra = {"loss": loss, "model": out_layers(units, act), "loss_config": config}
+    if labels:
+        extra["data"] = {"labels": labels}
+    found = alerts([header(**extra)], "loss_mismatch")
+    assert sorted(a.key for a in found) == sorted(keys)
+    for alert in found:
+        expected = Severity.CRITICAL if alert.key == "softmax1" or (alert.key == "sigmoid_categorical" and units == 1) else Severity.WARNING
+        assert alert.severity == expected
+
+
+def test_loss_mismatch_sees_a_trailing_softmax_layer():
+    model = {"layers": [{"name": "o", "class": "Dense", "units": 1, "activation": "linear"},
+                        {"name": "s", "class": "Softmax"}]}
+    (alert,) = alerts([header(loss="categorical_crossentropy", model=model)], "loss_mismatch")
+    assert alert.key == "softmax1"
+
+
+# ------------------------------------------------------- unscaled_inputs
+
+
+@pytest.mark.parametrize("scale_max, median, nonfinite, severity", [
+    (1.0, 1.0, 0, None), (9.0, 1.0, 0, None), (12.0, 1.0, 0, Severity.INFO),
+    (150.0, 150.0, 0, Severity.WARNING), (5.0, 0.04, 0, Severity.WARNING), (1.0, 1.0, 3, Severity.CRITICAL),
+])
+def test_unscaled_inputs(scale_max, median, nonfinite, severity):
+    inputs = {"available": True, "rows": 100, "features": 4, "nonfinite": nonfinite, "scale_max": scale_max,
+              "scale_median": median, "scale_min": 0.01, "worst": [{"index": 2, "scale": scale_max}]}
+    found = alerts([header(data={"inputs": inputs})], "unscaled_inputs")
+    assert [a.severity for a in found] == ([severity] if severity else [])
+
+
+def test_no_data_in_the_header_says_nothing():
+    assert alerts([header(), header(data={"inputs": {"available": False}})], "unscaled_inputs") == []
+
+
+# ------------------------------------------------------- class_imbalance
+
+
+LABELS = {"available": True, "task": "classification", "classes": 2, "majority_class": 0, "majority_fraction": 0.95,
+          "minority_class": 1, "minority_fraction": 0.05, "imbalance_ratio": 19.0}
+
+
+def test_class_imbalance_info_then_warning_only_when_the_minority_is_ignored():
+    head = header(data={"labels": LABELS})
+    ignored = [probe(s, e, min_recall=0.0, majority_pred_fraction=1.0) for s, e in [(1, 0), (20, 0), (40, 1), (60, 2)]]
+    found = alerts([head, *ignored], "class_imbalance")
+    assert [(a.key, a.severity, a.step) for a in found] == [("labels", Severity.INFO, 0), ("ignored", Severity.WARNING, 60)]
+    recalled = [probe(s, e, min_recall=0.6, majority_pred_fraction=0.8) for s, e in [(20, 0), (40, 1), (60, 2)]]
+    assert raised([head, *recalled], "class_imbalance") == []
+
+
+def test_balanced_labels_never_warn():
+    head = header(data={"labels": {**LABELS, "imbalance_ratio": 1.5}})
+    assert alerts([head, probe(40, 1, min_recall=0.0), probe(60, 2, min_recall=0.0)], "class_imbalance") == []
+
+
+# -------------------------------------------------- gradients and layers
+
+
+def test_vanishing_gradients_share_rule_with_patience_and_clear():
+    starved = [probe(s, grad_norm=1.0, kernel_grad_norm=0.03, grad_first=0.02, grad_ratio=1.1) for s in (1, 10, 20)]
+    healthy = probe(30, grad_norm=1.0, kernel_grad_norm=0.9, grad_first=0.5, grad_ratio=1.0)
+    found = alerts([*starved[:2]], "vanishing_gradients")
+    assert found == []
+    (alert,) = alerts([*starved, healthy], "vanishing_gradients")
+    assert alert.step == 20 and alert.evidence["rule"] == "share" and not alert.active
+
+
+def test_vanishing_gradients_autotrainer_depth_rule():
+    deep = [probe(s, grad_norm=1.0, kernel_grad_norm=0.9, grad_first=5e-5, grad_ratio=5e-4) for s in (1, 2, 3)]
+    (alert,) = alerts(deep, "vanishing_gradients")
+    assert alert.evidence["rule"] == "depth"
+    small_only = [probe(s, grad_norm=1.0, kernel_grad_norm=0.9, grad_first=5e-5, grad_ratio=0.5) for s in (1, 2, 3)]
+    assert alerts(small_only, "vanishing_gradients") == []
+
+
+def test_exploding_gradients_growth_and_nonfinite():
+    calm = [probe(s, grad_norm=v) for s, v in [(1, 2.0), (2, 1.0), (3, 1.5)]]
+    assert alerts([*calm, probe(4, grad_norm=50.0), probe(5, grad_norm=90.0)], "exploding_gradients") == []
+    (alert,) = alerts([*calm, probe(4, grad_norm=150.0), probe(5, grad_norm=2e4)], "exploding_gradients")
+    assert alert.severity == Severity.CRITICAL and alert.step == 5
+    (alert,) = alerts([probe(1, grad_norm="NaN")], "exploding_gradients")
+    assert alert.severity == Severity.CRITICAL
+
+
+def test_exploding_gradients_autotrainer_depth_rule():
+    steep = [probe(s, grad_norm=1.0, grad_ratio=r) for s, r in [(1, 80.0), (2, 90.0)]]
+    (alert,) = alerts(steep, "exploding_gradients")
+    assert alert.step == 2 and "grows on its way back" in alert.message
+    assert alerts([probe(s, grad_norm=1.0, grad_ratio=36.0) for s in (1, 2, 3)], "exploding_gradients") == []
+
+
+@pytest.mark.parametrize("detector, measure", [("dead_relu", "dead_fraction"), ("saturation", "saturated_fraction")])
+def test_layer_fractions(detector, measure):
+    def at(step, value):
+        return probe(step, layers={"dense": {measure: value}, "dense_1": {measure: 0.0}})
+    assert alerts([at(1, 0.45), at(2, 0.49)], detector) == []
+    (alert,) = alerts([at(1, 0.6), at(2, 0.7), at(3, 0.1)], detector)
+    assert alert.step == 2 and alert.evidence["worst_layer"] == "dense" and not alert.active
+    assert alert.severity == Severity.WARNING
+
+
+def test_dead_relu_whole_layer_is_critical():
+    found = alerts([probe(s, layers={"dense": {"dead_fraction": 1.0}}) for s in (1, 2)], "dead_relu")
+    assert [a.severity for a in found] == [Severity.CRITICAL]
+
+
+def test_update_ratio_high_and_low():
+    def at(step, value):
+        return probe(step, layers={"a": {"update_ratio": value}, "b": {"update_ratio": 0.004}})
+    head = header(optimizer={"class": "Adam", "learning_rate": 1.0})
+    (alert,) = alerts([head, at(1, 0.1), at(2, 0.08), at(3, 0.12)], "update_ratio")
+    assert alert.key == "high" and "1000x Adam's default" in alert.hint
+    (alert,) = alerts([at(1, 0.0), at(2, 0.0), at(3, 1e-6)], "update_ratio")
+    assert alert.key == "low"
+    assert alerts([at(s, 0.005) for s in (1, 2, 3, 4)], "update_ratio") == []

@@ -1,0 +1,75 @@
+"""`lossmon watch` without a screen: plain lines for logs and batch jobs."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from lossmon.cli import main
+from lossmon.show import curves
+from lossmon.show.panels import short_labels
+from lossmon.show.targets import expand_targets
+from records import batch, end, header, training, write
+
+
+def watch(*args, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lossmon", "watch", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_watch_into_a_pipe_prints_alerts_and_progress_live_and_exits_when_the_run_ends(tmp_path):
+    path = write(tmp_path / "run.jsonl", [header(epochs=3, steps=10)] + [batch(i, 0.7 - i / 100) for i in range(1, 6)])
+    hook = tmp_path / "hook.jsonl"
+    proc = watch(path, "--on-alert", f"cat >> {hook}")  # stdout is a pipe, not a terminal: plain mode
+    try:
+        time.sleep(1.0)
+        write(path, [batch(6, math.nan), batch(7, math.nan)])
+        time.sleep(0.5)
+        write(path, [end(7, status="error")])
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert any(line.startswith("CRITICAL nonfinite") for line in lines)
+    assert any("hint:" in line for line in lines)
+    assert lines[-1].startswith("r1 finished (error)")
+    assert "\x1b" not in out  # no escape sequences in a log file
+    assert "nonfinite" in hook.read_text()
+
+
+def test_plain_flag_with_a_directory_and_a_glob(tmp_path, capsys):
+    write(tmp_path / "a.jsonl", training([0.7 * 1.5**i for i in range(30)], run="a"))
+    write(tmp_path / "b.jsonl", training([0.7 * math.exp(-i / 10) for i in range(30)], run="b"))
+    (tmp_path / "notes.txt").write_text("not a run")
+    assert [p.name for p in expand_targets([str(tmp_path)])] == ["a.jsonl", "b.jsonl"]
+    assert [p.name for p in expand_targets([str(tmp_path / "*.jsonl")])] == ["a.jsonl", "b.jsonl"]
+    assert main(["watch", "--plain", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "divergence (run a " in out
+    assert "a finished (completed)" in out and "b finished (completed)" in out
+    assert main(["watch", "--plain", str(tmp_path / "*.nothing")]) == 2
+
+
+def test_smoothing_ranges_and_ticks():
+    values = np.array([1.0, 1.0, 1.0, math.nan, 1.0])
+    assert np.allclose(curves.ema(values, 0.6)[[0, 1, 2, 4]], 1.0)  # debiased: no pull towards zero
+    assert math.isnan(curves.ema(values, 0.6)[3])
+    stepped = curves.ema(np.array([0.0, 10.0]), 0.5)
+    assert stepped[0] == 0 and math.isclose(stepped[1], 10 * 0.5 / (1 - 0.25))
+    lo, hi = curves.robust_range(np.array([0.5] * 50 + [0.4, 0.6, 1000.0, math.nan]))
+    assert 0.4 <= lo and hi < 1  # the spike and the NaN do not flatten the curve
+    assert curves.format_tick(-0.0) == "0" and curves.format_tick(-1e-17) == "0"
+    assert all(float(t).is_integer() for t in curves.nice_ticks(0, 7, 8, integer=True))
+    assert curves.nice_ticks(0, 100, 5) == [0, 20, 40, 60, 80, 100]
+    assert curves.log_ticks(-2, 1)[1] == ["0.01", "0.1", "1", "10"]
+    assert curves.format_tick(1e33) == "1e33" and curves.format_tick(0.00098) == "0.00098"
+    labels = short_labels(["20261122-173840-9137", "20261122-173929-1278"])
+    assert labels == {"20261122-173840-9137": "840-9137", "20261122-173929-1278": "929-1278"}
+    assert short_labels(["bad", "good"]) == {"bad": "bad", "good": "good"}
+    epochs = curves.step_to_epoch(np.array([5, 10, 15, 25]), [10, 20], 10)
+    assert list(epochs) == [0.5, 1.0, 1.5, 2.5]
