@@ -172,10 +172,15 @@ async def test_on_alert_command_and_bell_on_critical(tmp_path):
 
     out = tmp_path / "alerts.jsonl"
     notifier = AlertNotifier(f"cat >> {out}", bell=True)
-    records = healthy_start(10) + [batch(11, math.nan), batch(12, math.nan)]
-    path = write(tmp_path / "run.jsonl", records)
+    # history: an alert that was already in the file is shown but not announced
+    old = healthy_start(10)[:1] + [batch(i, 0.69, run="old") for i in range(1, 4)] + [batch(4, math.nan, run="old")]
+    path = write(tmp_path / "run.jsonl", old)
     app = WatchApp([path], poll_interval=0.3, notifier=notifier)
     async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: any(a.run == "old" for a in app.query_one(AlertPanel).alerts))
+        await pilot.pause(0.5)
+        assert app.bells == 0 and not out.exists()
+        write(path, healthy_start(10) + [batch(11, math.nan), batch(12, math.nan)])
         await wait_for(pilot, lambda: app.bells >= 1)
         notifier.wait()
         await wait_for(pilot, lambda: out.exists() and "nonfinite" in out.read_text())

@@ -100,3 +100,60 @@ def test_alert_json_has_the_contract_keys():
     for key in ("run", "detector", "severity", "step", "epoch", "message", "evidence", "hint"):
         assert key in data
     assert data["severity"] == "warning"
+
+
+class Symptom(Detector):
+    """Fires whenever the loss is above 1, like a spike detector would."""
+
+    id = "symptom"
+    defers_to = ("above",)
+
+    def observe(self, record):
+        loss = record.values.get("loss", 0.0)
+        return [Finding(Severity.WARNING, "symptom", "")] if loss > 1.0 else [Clear()]
+
+
+def test_a_symptom_stays_quiet_while_its_cause_is_active():
+    engine = Engine({"above": Above, "symptom": Symptom}, options={"above": {"limit": 5.0}})
+    feed(engine, [2.0])  # only the symptom holds: it speaks
+    assert [a.detector for a in engine.alerts] == ["symptom"]
+    engine = Engine({"above": Above, "symptom": Symptom}, options={"above": {"limit": 1.5}})
+    feed(engine, [2.0, 3.0, 0.5, 2.0])
+    # the cause opened first at step 1, so the symptom never opened while it was active;
+    # after both cleared at step 3, the cause opens again first at step 4
+    assert [(a.detector, a.step) for a in engine.alerts] == [("above", 1), ("above", 4)]
+
+
+class EpochsOnly(Detector):
+    id = "epochs_only"
+    kinds = frozenset({"epoch"})
+
+    def __init__(self):
+        self.seen = []
+
+    def observe(self, record):
+        self.seen.append(record.kind)
+        return ()
+
+
+def test_a_detector_sees_only_the_kinds_it_declares():
+    from records import epoch
+
+    engine = Engine({"epochs_only": EpochsOnly})
+    feed(engine, [0.5, 0.4])
+    engine.feed(to_record(epoch(0, 0.45)))
+    (detector,) = engine._detectors_for("r1")
+    assert detector.seen == ["epoch"]
+
+
+def test_forget_drops_a_runs_state_and_the_alert_list_is_capped():
+    from lossmon.detect import engine as engine_module
+
+    engine = Engine({"above": Above})
+    feed(engine, [2.0], run="gone")
+    engine.forget("gone")
+    assert "gone" not in engine._per_run and not engine._active
+    for i in range(engine_module.MAX_ALERTS + 5):
+        feed(engine, [2.0], run=f"r{i}")
+    assert len(engine.alerts) == engine_module.MAX_ALERTS
+    assert engine.alerts[-1].run == f"r{engine_module.MAX_ALERTS + 4}"

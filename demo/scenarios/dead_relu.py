@@ -8,7 +8,7 @@ from lossmon.scenarios._common import SEED, classification
 from lossmon.scenarios._probing import fit_probed
 
 EXPECTED: tuple[str, ...] = ("dead_relu", "unscaled_inputs")
-ONSET = 1
+ONSET = 0  # the inputs are unscaled from the first step
 SCALE = 50.0
 
 

@@ -60,6 +60,14 @@ class Detector:
 
     id: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    # Root causes this detector's condition is a symptom of: while one of
+    # them has an active alert on the run, this detector opens no new alert
+    # (a diverging loss also spikes and oscillates; say the cause once).
+    defers_to: ClassVar[tuple[str, ...]] = ()
+    # The record kinds this detector reads; None means all. The engine
+    # skips the others, which matters when a file of a million batch
+    # records is opened and most detectors only read epochs or the header.
+    kinds: ClassVar[frozenset[str] | None] = None
 
     def observe(self, record: Record) -> Iterable[Verdict]:
         raise NotImplementedError

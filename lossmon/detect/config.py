@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -67,13 +68,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
         except ValueError as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from None
     else:
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as tomllib  # type: ignore[no-redef]
-            except ModuleNotFoundError:
-                raise ConfigError("TOML config needs Python 3.11+ or the tomli package; use a .json file") from None
+        else:  # a dependency on Python 3.10
+            import tomli as tomllib
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:

@@ -3,7 +3,8 @@
 Alerts are edge-triggered: a Finding for a condition that is not active
 opens an alert; further Findings update it (evidence, message, a higher
 severity); a Clear resolves it. A condition that returns later opens a new
-alert.
+alert. A detector that `defers_to` a root cause opens nothing while that
+cause has an active alert on the same run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 from lossmon.detect.base import Alert, Clear, Detector, Finding
 from lossmon.format import Record
+
+MAX_ALERTS = 1000  # the alert list is for people: the newest thousand is plenty
 
 
 class Engine:
@@ -36,6 +39,8 @@ class Engine:
         """Observe one record; return the alerts it opened, changed or resolved."""
         changed: list[Alert] = []
         for detector in self._detectors_for(record.run):
+            if detector.kinds is not None and record.kind not in detector.kinds:
+                continue
             if detector.id in self._broken:
                 continue
             try:
@@ -45,10 +50,25 @@ class Engine:
                 warnings.warn(f"detector {detector.id!r} failed and was switched off: {exc!r}", stacklevel=2)
                 continue
             for verdict in verdicts:
+                if isinstance(verdict, Finding) and self._deferred(record.run, detector, verdict.key):
+                    continue
                 alert = self._apply(record, detector.id, verdict)
                 if alert is not None:
                     changed.append(alert)
         return changed
+
+    def forget(self, run: str) -> None:
+        """Drop a run's detector state when the store evicts the run, so a
+        file naming endless run ids cannot grow memory without bound."""
+        self._per_run.pop(run, None)
+        for ident in [ident for ident in self._active if ident[0] == run]:
+            del self._active[ident]
+
+    def _deferred(self, run: str, detector: Detector, key: str) -> bool:
+        """A new alert of a symptom waits while one of its causes is active."""
+        if not detector.defers_to or (run, detector.id, key) in self._active:
+            return False
+        return any(run == r and d in detector.defers_to for r, d, _ in self._active)
 
     def _detectors_for(self, run: str) -> list[Detector]:
         detectors = self._per_run.get(run)
@@ -88,6 +108,8 @@ class Engine:
             )
             self._active[ident] = alert
             self.alerts.append(alert)
+            if len(self.alerts) > MAX_ALERTS:  # keep the newest; active ones stay in _active
+                del self.alerts[: len(self.alerts) - MAX_ALERTS]
             return alert
         alert.message = verdict.message
         alert.hint = verdict.hint

@@ -31,6 +31,7 @@ class ChanceLevel(Detector):
 
     id = "chance_level"
     title = "Loss at chance level"
+    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
 
     def __init__(self, margin: float = 0.05, upper: float = 1.5, min_drop: float = 0.05, warmup: int = 5) -> None:
         self.margin = max(float(margin), 0.0)

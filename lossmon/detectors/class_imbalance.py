@@ -13,7 +13,7 @@ from __future__ import annotations
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, header_data, is_probe
 from lossmon.detectors._util import finite, fmt
-from lossmon.format import HEADER, Record, json_safe
+from lossmon.format import EPOCH, HEADER, PROBE, Record, json_safe
 
 
 class ClassImbalance(Detector):
@@ -23,6 +23,7 @@ class ClassImbalance(Detector):
 
     id = "class_imbalance"
     title = "Class imbalance"
+    kinds = frozenset({HEADER, EPOCH, PROBE})
 
     def __init__(self, ratio: float = 4.0, recall_below: float = 0.2, patience: int = 2, after_epoch: int = 1) -> None:
         self.ratio = ratio

@@ -8,6 +8,7 @@ output layer is not probed).
 from __future__ import annotations
 
 from lossmon.detectors._layer_share import LayerShareDetector
+from lossmon.format import EPOCH, HEADER, PROBE
 
 
 class DeadRelu(LayerShareDetector):
@@ -16,6 +17,7 @@ class DeadRelu(LayerShareDetector):
 
     id = "dead_relu"
     title = "Dead ReLU units"
+    kinds = frozenset({HEADER, EPOCH, PROBE})
     measure = "dead_fraction"
     what = "dead ReLU"
     hint = (

@@ -17,7 +17,7 @@ import math
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe
 from lossmon.detectors._util import RunInfo, finite, fmt, fmt_times
-from lossmon.format import Record, json_number, json_safe
+from lossmon.format import EPOCH, HEADER, PROBE, Record, json_number, json_safe
 
 
 class ExplodingGradients(Detector):
@@ -27,6 +27,7 @@ class ExplodingGradients(Detector):
 
     id = "exploding_gradients"
     title = "Exploding gradients"
+    kinds = frozenset({HEADER, EPOCH, PROBE})
 
     def __init__(
         self, factor: float = 100.0, critical_factor: float = 1e4, ratio_above: float = 70.0, patience: int = 2, baseline: int = 3

@@ -78,6 +78,7 @@ class LossMismatch(Detector):
 
     id = "loss_mismatch"
     title = "Loss does not fit the output"
+    kinds = frozenset({HEADER})
 
     def observe(self, record: Record) -> list[Verdict]:
         if record.kind != HEADER:

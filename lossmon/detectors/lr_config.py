@@ -24,6 +24,7 @@ class LrConfig(Detector):
 
     id = "lr_config"
     title = "Learning rate out of range"
+    kinds = frozenset({HEADER})
 
     def __init__(self, high: float = 300.0, low: float = 1e-3) -> None:
         self.high, self.low = high, low

@@ -26,12 +26,14 @@ class Oscillation(Detector):
     untouched by a single spike) and the share of sign reversals. It fires
     when the typical swing is at least `factor` (3x: ordinary batch noise
     is 1.2-1.6x) and at least `alternation` (50%) of consecutive changes
-    reverse direction. WARNING. It clears when the typical swing falls
-    below half the threshold in log terms (sqrt(3) = 1.7x).
+    reverse direction. WARNING. It clears when the typical swing stays
+    below half the threshold in log terms (sqrt(3) = 1.7x) for `window`
+    steps in a row.
     """
 
     id = "oscillation"
     title = "Loss oscillating"
+    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
 
     def __init__(self, monitor: str = "loss", factor: float = 3.0, alternation: float = 0.5, window: int = 12) -> None:
         self.monitor = monitor
@@ -43,6 +45,7 @@ class Oscillation(Detector):
         self._logs: deque[float] = deque(maxlen=self.window)
         self._values: deque[float] = deque(maxlen=self.window)
         self._active = False
+        self._calm = 0  # steps in a row below the clearing threshold
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
@@ -62,9 +65,17 @@ class Oscillation(Detector):
         threshold = math.log(self.factor)
         if swing >= threshold and turns >= self.alternation:
             self._active = True
+            self._calm = 0
         elif self._active and swing < threshold / 2:
-            self._active = False
-            return [Clear()]
+            # Calm for a whole window before clearing, so a run that keeps
+            # zig-zagging is one alert, not a string of them.
+            self._calm += 1
+            if self._calm >= self.window:
+                self._active = False
+                self._calm = 0
+                return [Clear()]
+        elif self._active:
+            self._calm = 0
         if not self._active:
             return []
         return [self._finding(record, math.exp(swing), turns)]

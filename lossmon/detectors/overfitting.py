@@ -28,6 +28,8 @@ class Overfitting(Detector):
 
     id = "overfitting"
     title = "Overfitting"
+    kinds = frozenset({EPOCH})
+    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
 
     def __init__(self, monitor: str = "val_loss", margin: float = 0.1, patience: int = 3, train_drop: float = 0.05) -> None:
         self.monitor = monitor

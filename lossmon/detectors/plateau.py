@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import Order, RunInfo, epoch_label, finite, fmt
-from lossmon.format import EPOCH, Record, json_safe
+from lossmon.format import EPOCH, HEADER, Record, json_safe
 
 
 class Plateau(Detector):
@@ -34,6 +34,8 @@ class Plateau(Detector):
 
     id = "plateau"
     title = "Loss plateau"
+    kinds = frozenset({HEADER, EPOCH})
+    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ confident output layer is the goal, not a fault).
 from __future__ import annotations
 
 from lossmon.detectors._layer_share import LayerShareDetector
+from lossmon.format import EPOCH, HEADER, PROBE
 
 
 class Saturation(LayerShareDetector):
@@ -17,6 +18,7 @@ class Saturation(LayerShareDetector):
 
     id = "saturation"
     title = "Saturated activations"
+    kinds = frozenset({HEADER, EPOCH, PROBE})
     measure = "saturated_fraction"
     what = "saturated"
     hint = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import Order, RunInfo, epoch_label, finite, fmt, fmt_lr
-from lossmon.format import EPOCH, Record, json_safe
+from lossmon.format import EPOCH, HEADER, Record, json_safe
 
 
 class SlowConvergence(Detector):
@@ -28,6 +28,8 @@ class SlowConvergence(Detector):
 
     id = "slow_convergence"
     title = "Slow convergence"
+    kinds = frozenset({HEADER, EPOCH})
+    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
 
     def __init__(
         self,
@@ -79,10 +81,10 @@ class SlowConvergence(Detector):
 
     def _finding(self, record: Record, value: float, first: float, rate: float, projected: float, remaining: int) -> Finding:
         name = self.monitor
-        pace = f"{rate:.2%} per epoch" if rate > 0 else "not falling"
+        pace = f"falling {rate:.2%} per epoch" if rate > 0 else "not falling"
         message = (
             f"{name} {fmt(value)} at epoch {epoch_label(record.epoch)} is still {value / first:.0%} of the first "
-            f"epoch's {fmt(first)}, falling {pace}"
+            f"epoch's {fmt(first)}, {pace}"
         )
         if remaining:
             message += f"; at that pace it ends near {fmt(projected)} after {remaining} more epochs"

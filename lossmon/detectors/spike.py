@@ -31,6 +31,8 @@ class Spike(Detector):
 
     id = "spike"
     title = "Loss spike"
+    kinds = frozenset({BATCH})
+    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
 
     def __init__(self, monitor: str = "loss", ratio: float = 4.0, mads: float = 10.0, window: int = 10, hold: int = 60) -> None:
         self.monitor = monitor
@@ -54,7 +56,9 @@ class Spike(Detector):
         if len(self._recent) == self.window:
             if self._start is None:
                 self._start = median(self._recent)
-            ref = median(self._recent)
+            # Per-step values recovered from running means carry rounding
+            # noise near zero: never compare with less than 1% of the start.
+            ref = max(median(self._recent), 0.01 * self._start)
             mad = median([abs(v - ref) for v in self._recent]) * 1.4826
             if ref > 0 and loss >= self.ratio * ref and loss - ref >= self.mads * mad and loss > self._start:
                 batch = record.data.get("batch") if isinstance(record.data, dict) else None

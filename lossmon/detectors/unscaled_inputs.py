@@ -25,6 +25,7 @@ class UnscaledInputs(Detector):
 
     id = "unscaled_inputs"
     title = "Unscaled inputs"
+    kinds = frozenset({HEADER})
 
     def __init__(self, warn_scale: float = 100.0, warn_ratio: float = 100.0, info_scale: float = 10.0, info_ratio: float = 10.0) -> None:
         self.warn_scale, self.warn_ratio = warn_scale, warn_ratio

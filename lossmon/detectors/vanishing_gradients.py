@@ -21,7 +21,7 @@ from __future__ import annotations
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe, per_layer
 from lossmon.detectors._util import finite, fmt
-from lossmon.format import Record, json_safe
+from lossmon.format import EPOCH, HEADER, PROBE, Record, json_safe
 
 
 class VanishingGradients(Detector):
@@ -29,6 +29,7 @@ class VanishingGradients(Detector):
 
     id = "vanishing_gradients"
     title = "Vanishing gradients"
+    kinds = frozenset({HEADER, EPOCH, PROBE})
 
     def __init__(
         self,

@@ -44,8 +44,9 @@ class TimedStore(RunStore):
             last = clock.last()
             if last is None or record.step >= last[0]:
                 clock.append(record.step, record.time)
-        for gone in [name for name in self.clocks if name not in self.runs]:
-            del self.clocks[gone]
+        if len(self.clocks) > len(self.runs):  # the store evicted a run
+            for gone in [name for name in self.clocks if name not in self.runs]:
+                del self.clocks[gone]
         return run
 
 

@@ -20,6 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Container, Horizontal
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from lossmon.detect import Engine
@@ -41,6 +42,17 @@ from lossmon.show.widgets.status_line import StatusLine, status_text
 
 MAX_RUNS_SHOWN = 6
 TICK_SECONDS = 1.0  # how often silent runs are judged (the stalled detector)
+# Redraws on new data: at once after a quiet spell (low latency), but while
+# records stream in, at most one per DRAW_COST_FACTOR times the cost of the
+# last draw (so drawing takes at most ~2.5% of a core), within these bounds.
+DRAW_COST_FACTOR = 40.0
+# A file event within STREAMING_GAP of the previous one means records are
+# streaming: the reader then waits STREAMING_BATCH before reading, so it reads
+# many records per pass. A lone append after a quiet spell is read at once.
+STREAMING_GAP = 0.2
+STREAMING_BATCH = 0.1
+MIN_DRAW_GAP = 0.2
+MAX_DRAW_GAP = 3.0
 PANEL_MIN_HEIGHT = 9
 WIDE_PLOTS = 110  # plot area this wide or wider gets two columns of panels
 
@@ -80,7 +92,14 @@ class WatchApp(App[None]):
         self.watch_mode = "starting"
         self.clock = time.time  # what "last record Ns ago" is measured against
         self.bells = 0
+        self._last_draw = 0.0  # monotonic time of the last data-driven draw
+        self._draw_cost = 0.0  # seconds the last one took, rendering included
+        self._draw_timer: Timer | None = None
+        self._status_shown: str | None = None
         self._stop = threading.Event()
+        self._data_posted = threading.Event()  # a DataChanged is on its way to the UI
+        self._caught_up = threading.Event()  # the files' history has been read once
+        self._primed = False  # the history's alerts are marked as announced
         self._watchers = [FileWatcher(p, poll_interval=poll_interval, polling_only=polling_only) for p in self.paths]
 
     # -- layout ---------------------------------------------------------------
@@ -119,19 +138,29 @@ class WatchApp(App[None]):
             watcher.start()
         self.watch_mode = "polling" if any(w.mode == "polling" for w in watchers) else "inotify"
         next_tick = time.monotonic() + TICK_SECONDS
+        last_wake = 0.0
         try:
             while not self._stop.is_set():
                 update = self.monitor.poll()
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_SECONDS
                     update.alerts.extend(feed_ticks(self.monitor, self.clock()))
-                if update.records or update.alerts or update.notices:
+                if not update.more:
+                    self._caught_up.set()  # before the message, so the UI sees it with the data
+                if (update.records or update.alerts or update.notices) and not self._data_posted.is_set():
+                    # One message in flight is enough: the UI reads the model, not the message.
+                    self._data_posted.set()
                     self.post_message(DataChanged(update.records, len(update.alerts)))
                 if update.more:
                     continue
                 # One watcher wakes us directly; with several files, poll them in turn.
                 if len(watchers) == 1:
-                    watchers[0].wait(min(self.poll_interval, TICK_SECONDS))
+                    if watchers[0].wait(min(self.poll_interval, TICK_SECONDS)):
+                        now = time.monotonic()
+                        if now - last_wake < STREAMING_GAP:
+                            # Records are streaming in: read them in batches, not one by one.
+                            self._stop.wait(STREAMING_BATCH)
+                        last_wake = now
                 else:
                     self._stop.wait(min(0.25, self.poll_interval))
         finally:
@@ -139,7 +168,23 @@ class WatchApp(App[None]):
                 watcher.stop()
 
     def on_data_changed(self, message: DataChanged) -> None:
+        self._data_posted.clear()
+        if self._draw_timer is not None:
+            return  # a draw is already due; it will show these records too
+        gap = min(MAX_DRAW_GAP, max(MIN_DRAW_GAP, DRAW_COST_FACTOR * self._draw_cost))
+        wait = self._last_draw + gap - time.monotonic()
+        if wait <= 0:
+            self._draw_new_data()
+        else:
+            self._draw_timer = self.set_timer(wait, self._draw_new_data)
+
+    def _draw_new_data(self) -> None:
+        self._draw_timer = None
+        start = time.perf_counter()
         self.refresh_views()
+        self._last_draw = time.monotonic()
+        rendering = sum(p.render_seconds() for p in self.plot_panels if p.display)
+        self._draw_cost = time.perf_counter() - start + rendering
 
     # -- drawing --------------------------------------------------------------
 
@@ -158,7 +203,10 @@ class WatchApp(App[None]):
                     plot_panel.show_runs(runs, self.store.clocks, self.view, self.no_color)
             alerts = self.monitor.engine.alerts
             panel.show_alerts(alerts, many_runs=len(self.store.runs) > 1)
-            fresh = self.notifier.fresh(alerts, panel.muted)
+            if self._caught_up.is_set() and not self._primed:
+                self.notifier.prime(alerts)  # the history's alerts: shown, not announced
+                self._primed = True
+            fresh = self.notifier.fresh(alerts, panel.muted) if self._primed else []
         if fresh:
             if self.notifier.wants_bell(fresh):
                 self.bells += 1
@@ -223,7 +271,9 @@ class WatchApp(App[None]):
             states.extend(self.notifier.failures[-1:])
             text = status_text(runs, self.store.clocks, "; ".join(states), self.monitor.malformed, self.watch_mode,
                                self.clock(), pinned=not self.view.following)
-        self.status_line.update(text)
+        if text.plain != self._status_shown:  # a second passing changes nothing most of the time
+            self._status_shown = text.plain
+            self.status_line.update(text)
 
     def _view_changed(self) -> None:
         self.view.changed()

@@ -40,6 +40,12 @@ class AlertNotifier:
                 out.append(alert)
         return out
 
+    def prime(self, alerts: Iterable[Alert]) -> None:
+        """Mark alerts as announced without announcing them: those raised by
+        a file's history, read when the watcher starts, are old news."""
+        for alert in alerts:
+            self._seen[id(alert)] = alert.severity.rank
+
     def wants_bell(self, alerts: list[Alert]) -> bool:
         return self.bell and any(a.severity is Severity.CRITICAL for a in alerts)
 

@@ -7,11 +7,12 @@ and at step 10 million.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
@@ -87,7 +88,15 @@ class MetricPlot(PlotextPlot):
         self.off_scale = 0
         self.empty = True
         self.draws = 0  # how often the data was rebuilt; stays put while nothing changes
+        self.render_seconds = 0.0  # what plotext took to draw the last frame
         self._drawn: tuple | None = None
+
+    def render(self) -> RenderResult:
+        start = time.perf_counter()
+        try:
+            return super().render()
+        finally:
+            self.render_seconds = time.perf_counter() - start
 
     def log_scale(self, view: ViewState) -> bool:
         """Panels whose values span decades (gradient norms) start in log
@@ -161,7 +170,7 @@ class MetricPlot(PlotextPlot):
         pool = np.concatenate(visible) if visible else np.array([])
         y_range = (curves.robust_range(pool) if view.robust else curves.full_range(pool)) if len(pool) else None
         self.empty = y_range is None
-        buckets = max(self.size.width - 8, 20)
+        buckets = max(self.size.width // 2, 20)  # braille: 2 points per cell, min and max per bucket
         many = len(runs) > 1
         first_bad: tuple[float, int] | None = None
         names = short_labels([run.id for run in runs])
@@ -305,6 +314,9 @@ class PlotPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(Text(self.panel.title, style="bold"), classes="plot-legend")
         yield self.plot
+
+    def render_seconds(self) -> float:
+        return self.plot.render_seconds
 
     def has_data(self, runs: list[Run], view: ViewState) -> bool:
         return bool(self.plot.lines_for(runs, view))
