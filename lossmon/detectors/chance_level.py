@@ -31,7 +31,7 @@ class ChanceLevel(Detector):
 
     id = "chance_level"
     title = "Loss at chance level"
-    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
+    defers_to = ("nonfinite", "divergence", "vanishing_gradients", "dead_relu", "unscaled_inputs")  # symptoms of those causes
 
     def __init__(self, margin: float = 0.05, upper: float = 1.5, min_drop: float = 0.05, warmup: int = 5) -> None:
         self.margin = max(float(margin), 0.0)

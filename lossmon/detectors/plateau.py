@@ -35,7 +35,7 @@ class Plateau(Detector):
     id = "plateau"
     title = "Loss plateau"
     kinds = frozenset({HEADER, EPOCH})
-    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
+    defers_to = ("nonfinite", "divergence", "vanishing_gradients", "dead_relu", "unscaled_inputs")  # symptoms of those causes
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ class SlowConvergence(Detector):
     id = "slow_convergence"
     title = "Slow convergence"
     kinds = frozenset({HEADER, EPOCH})
-    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
+    defers_to = ("nonfinite", "divergence", "vanishing_gradients", "dead_relu", "unscaled_inputs")  # symptoms of those causes
 
     def __init__(
         self,
