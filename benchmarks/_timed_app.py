@@ -1,9 +1,8 @@
 """A WatchApp that notes when each data change reached the screen.
 
-Textual calls message handlers along the class hierarchy, subclass first,
-so the app's own DataChanged handler still runs (and redraws); this one only
-notes the time it started and, through call_after_refresh, the time the
-next screen refresh was painted.
+It notes when a DataChanged arrived and, through call_after_refresh, when
+the screen refresh after the app's data draw was painted (the app may defer
+that draw while records stream in).
 """
 
 from __future__ import annotations
@@ -26,8 +25,15 @@ def timed_app_class():
             self.redraws: list[float] = []  # seconds from a DataChanged to its paint
 
         def on_data_changed(self, message: DataChanged) -> None:
-            started = time.perf_counter()
+            self._changed_at = time.perf_counter()
+            super().on_data_changed(message)
+
+        def _draw_new_data(self) -> None:
+            # The app may defer a draw (coalescing while records stream):
+            # time the draw that actually puts the data on screen.
             records, alerts = self.monitor.records, len(self.monitor.engine.alerts)
+            started = getattr(self, "_changed_at", time.perf_counter())
+            super()._draw_new_data()
 
             def done() -> None:
                 now = time.perf_counter()
@@ -35,6 +41,12 @@ def timed_app_class():
                 self.redraws.append(now - started)
 
             self.call_after_refresh(done)
+
+        def refresh_alerts(self) -> None:
+            # New alerts are drawn at once, ahead of the curves: note that paint too.
+            alerts = len(self.monitor.engine.alerts)
+            super().refresh_alerts()
+            self.call_after_refresh(lambda: self.painted.append((time.perf_counter(), 0, alerts)))
 
     return TimedApp
 

@@ -28,6 +28,7 @@ from lossmon.model.health import TimedStore
 from lossmon.monitor import Monitor
 from lossmon.show.ticks import feed_ticks
 from lossmon.read import FileWatcher
+from lossmon.read.pacer import ReadPacer
 from lossmon.show.keys import KEYS, bindings
 from lossmon.show.notify import AlertNotifier
 from lossmon.show.panels import PANELS
@@ -44,22 +45,17 @@ MAX_RUNS_SHOWN = 6
 TICK_SECONDS = 1.0  # how often silent runs are judged (the stalled detector)
 # Redraws on new data: at once after a quiet spell (low latency), but while
 # records stream in, at most one per DRAW_COST_FACTOR times the cost of the
-# last draw (so drawing takes at most ~2.5% of a core), within these bounds.
-DRAW_COST_FACTOR = 40.0
-# A file event within STREAMING_GAP of the previous one means records are
-# streaming: the reader then waits STREAMING_BATCH before reading, so it reads
-# many records per pass. A lone append after a quiet spell is read at once.
-STREAMING_GAP = 0.2
-STREAMING_BATCH = 0.1
+# last draw (so drawing takes at most ~5% of a core), within these bounds.
+DRAW_COST_FACTOR = 20.0
 MIN_DRAW_GAP = 0.2
-MAX_DRAW_GAP = 3.0
+MAX_DRAW_GAP = 2.0
 PANEL_MIN_HEIGHT = 9
 WIDE_PLOTS = 110  # plot area this wide or wider gets two columns of panels
 
 
 @dataclass
 class DataChanged(Message):
-    """New records were read; `alerts` is how many alerts changed."""
+    """New records were read; `alerts` is how many alerts opened or resolved."""
 
     records: int
     alerts: int
@@ -138,7 +134,7 @@ class WatchApp(App[None]):
             watcher.start()
         self.watch_mode = "polling" if any(w.mode == "polling" for w in watchers) else "inotify"
         next_tick = time.monotonic() + TICK_SECONDS
-        last_wake = 0.0
+        pacer = ReadPacer(watchers[0], self._stop) if len(watchers) == 1 else None
         try:
             while not self._stop.is_set():
                 update = self.monitor.poll()
@@ -150,17 +146,14 @@ class WatchApp(App[None]):
                 if (update.records or update.alerts or update.notices) and not self._data_posted.is_set():
                     # One message in flight is enough: the UI reads the model, not the message.
                     self._data_posted.set()
-                    self.post_message(DataChanged(update.records, len(update.alerts)))
+                    # Alerts that opened or resolved are drawn at once; updates of open ones can wait.
+                    news = sum(1 for a in update.alerts if a.step == a.last_step or not a.active)
+                    self.post_message(DataChanged(update.records, news))
                 if update.more:
                     continue
                 # One watcher wakes us directly; with several files, poll them in turn.
-                if len(watchers) == 1:
-                    if watchers[0].wait(min(self.poll_interval, TICK_SECONDS)):
-                        now = time.monotonic()
-                        if now - last_wake < STREAMING_GAP:
-                            # Records are streaming in: read them in batches, not one by one.
-                            self._stop.wait(STREAMING_BATCH)
-                        last_wake = now
+                if pacer is not None:
+                    pacer.wait(min(self.poll_interval, TICK_SECONDS), got_records=update.records > 0)
                 else:
                     self._stop.wait(min(0.25, self.poll_interval))
         finally:
@@ -169,6 +162,8 @@ class WatchApp(App[None]):
 
     def on_data_changed(self, message: DataChanged) -> None:
         self._data_posted.clear()
+        if message.alerts:
+            self.refresh_alerts()  # alerts are the point: never wait for the curves
         if self._draw_timer is not None:
             return  # a draw is already due; it will show these records too
         gap = min(MAX_DRAW_GAP, max(MIN_DRAW_GAP, DRAW_COST_FACTOR * self._draw_cost))
@@ -194,13 +189,22 @@ class WatchApp(App[None]):
     def refresh_views(self) -> None:
         if not hasattr(self, "alert_panel"):  # not mounted yet
             return
-        panel = self.alert_panel
         with self.monitor.lock:
             runs = self.shown_runs()
             self._layout(runs)
             for plot_panel in self.plot_panels:
                 if plot_panel.display:
                     plot_panel.show_runs(runs, self.store.clocks, self.view, self.no_color)
+        self.refresh_alerts()
+        self._refresh_title()
+
+    def refresh_alerts(self) -> None:
+        """The alert panel, the bell and --on-alert, and the status line:
+        cheap, so they are updated at once even while curve redraws wait."""
+        if not hasattr(self, "alert_panel"):  # not mounted yet
+            return
+        panel = self.alert_panel
+        with self.monitor.lock:
             alerts = self.monitor.engine.alerts
             panel.show_alerts(alerts, many_runs=len(self.store.runs) > 1)
             if self._caught_up.is_set() and not self._primed:
@@ -212,7 +216,6 @@ class WatchApp(App[None]):
                 self.bells += 1
                 self.bell()
             self.notifier.run_command(fresh)
-        self._refresh_title()
         self.refresh_status()
 
     def _layout(self, runs: list) -> None:
