@@ -105,6 +105,15 @@ class RunInfo:
     loss: str | None = None
     output_units: int | None = None
 
+    def optimizer_evidence(self) -> dict[str, Any]:
+        """The learning rate and optimizer, where known, for a Finding's evidence."""
+        out: dict[str, Any] = {}
+        if self.lr is not None:
+            out["learning_rate"] = self.lr
+        if self.optimizer:
+            out["optimizer"] = self.optimizer
+        return out
+
     def update(self, record: Record) -> None:
         if record.kind == "header":
             self._read_header(record.data)

@@ -218,10 +218,7 @@ class Divergence(Detector):
             "source": self._source,
             "rule": rule,
         }
-        if self.info.lr is not None:
-            evidence["learning_rate"] = self.info.lr
-        if self.info.optimizer:
-            evidence["optimizer"] = self.info.optimizer
+        evidence.update(self.info.optimizer_evidence())
         return [Finding(severity, message, self._hint(), json_safe(evidence))]
 
     def _clear(self) -> list[Verdict]:

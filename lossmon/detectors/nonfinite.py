@@ -80,10 +80,7 @@ class NonFinite(Detector):
             "last_finite_loss": self._last_finite,
             "last_finite_step": self._last_finite_step,
         }
-        if self.info.lr is not None:
-            evidence["learning_rate"] = self.info.lr
-        if self.info.optimizer:
-            evidence["optimizer"] = self.info.optimizer
+        evidence.update(self.info.optimizer_evidence())
         return [Finding(Severity.CRITICAL, message, self._hint(names), json_safe(evidence))]
 
     def _hint(self, names: list[str]) -> str:

@@ -98,10 +98,7 @@ class Oscillation(Detector):
             "epoch": record.epoch,
         }
         info = self.info
-        if info.lr is not None:
-            evidence["learning_rate"] = info.lr
-        if info.optimizer:
-            evidence["optimizer"] = info.optimizer
+        evidence.update(info.optimizer_evidence())
         too_high = info.lr_too_high(3.0)
         if too_high:
             head = f"Each step overshoots: the {too_high}"
