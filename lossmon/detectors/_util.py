@@ -92,6 +92,11 @@ class EMA:
         return self.value
 
 
+# Root causes that other detectors' conditions are symptoms of (see
+# Detector.defers_to): one place that says which problem explains which.
+LOSS_CAUSES = ("nonfinite", "divergence")  # a loss out of control also spikes, zig-zags, stalls
+TRAINING_CAUSES = LOSS_CAUSES + ("vanishing_gradients", "dead_relu", "unscaled_inputs")  # nothing learns
+
 @dataclass
 class RunInfo:
     """What the header says that detectors use for hints, all optional.

@@ -10,7 +10,7 @@ inputs, inputs that carry no signal, or a model that cannot learn.
 from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import Order, RunInfo, epoch_label, finite, fmt, median
+from lossmon.detectors._util import TRAINING_CAUSES, Order, RunInfo, epoch_label, finite, fmt, median
 from lossmon.format import BATCH, EPOCH, Record, json_safe
 
 
@@ -31,7 +31,7 @@ class ChanceLevel(Detector):
 
     id = "chance_level"
     title = "Loss at chance level"
-    defers_to = ("nonfinite", "divergence", "vanishing_gradients", "dead_relu", "unscaled_inputs")  # symptoms of those causes
+    defers_to = TRAINING_CAUSES
 
     def __init__(self, margin: float = 0.05, upper: float = 1.5, min_drop: float = 0.05, warmup: int = 5) -> None:
         self.margin = max(float(margin), 0.0)

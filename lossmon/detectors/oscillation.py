@@ -12,7 +12,7 @@ import math
 from collections import deque
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import Order, RunInfo, epoch_label, finite, fmt, fmt_lr, median
+from lossmon.detectors._util import LOSS_CAUSES, Order, RunInfo, epoch_label, finite, fmt, fmt_lr, median
 from lossmon.format import BATCH, Record, json_safe
 
 
@@ -33,7 +33,7 @@ class Oscillation(Detector):
 
     id = "oscillation"
     title = "Loss oscillating"
-    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
+    defers_to = LOSS_CAUSES
 
     def __init__(self, monitor: str = "loss", factor: float = 3.0, alternation: float = 0.5, window: int = 12) -> None:
         self.monitor = monitor

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import Order, epoch_label, finite, fmt, fmt_times, median
+from lossmon.detectors._util import LOSS_CAUSES, Order, epoch_label, finite, fmt, fmt_times, median
 from lossmon.format import BATCH, Record, json_safe
 
 
@@ -32,7 +32,7 @@ class Spike(Detector):
     id = "spike"
     title = "Loss spike"
     kinds = frozenset({BATCH})
-    defers_to = ("nonfinite", "divergence")  # symptoms of those causes
+    defers_to = LOSS_CAUSES
 
     def __init__(self, monitor: str = "loss", ratio: float = 4.0, mads: float = 10.0, window: int = 10, hold: int = 60) -> None:
         self.monitor = monitor
