@@ -91,6 +91,7 @@ def test_probe_records_for_every_kind_of_model(tmp_path, kind):
         v = p.values
         assert v["probe_loss"] > 0 and v["grad_norm"] > 0 and 0 < v["kernel_grad_norm"] <= v["grad_norm"] * 1.0001
         assert 0.0 <= v["min_recall"] <= 1.0 and 0.0 <= v["accuracy"] <= 1.0
+        assert "update_steps" not in v  # one optimizer step per batch record
     names = coverage["kernel_layers"]
     assert len(names) == (3 if kind == "functional" else 2)
     assert all(f"weight_norm/{n}" in first.values for n in names)
@@ -109,6 +110,95 @@ def test_probe_records_for_every_kind_of_model(tmp_path, kind):
         else:
             assert acts == {"hid": "relu"} and 0 <= first.values["dead_fraction/hid"] <= 1
         assert first.values[f"act_std/{next(iter(acts))}"] > 0
+    assert records[-1].data["status"] == "completed"
+
+
+def two_headed():
+    """A shared relu trunk, a classification head with a tanh layer and a
+    regression head, each output with its own loss."""
+    inputs = keras.Input(shape=(6,), name="features")
+    trunk = keras.layers.Dense(8, activation="relu", name="trunk")(inputs)
+    hidden = keras.layers.Dense(8, activation="tanh", name="a_hidden")(trunk)
+    outputs = {"a": keras.layers.Dense(1, activation="sigmoid", name="a")(hidden),
+               "b": keras.layers.Dense(1, name="b")(trunk)}
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("form", ["dict", "list", "tuple"])
+def test_multi_output_model_gets_activation_probes_and_the_total_loss(tmp_path, form):
+    path = tmp_path / "run.jsonl"
+    x, y_a = data()
+    y_b = (x[:, 2] - x[:, 3])[:, None]
+    y = {"dict": {"a": y_a, "b": y_b}, "list": [y_a, y_b], "tuple": (y_a, y_b)}[form]
+    probe_y = keras.tree.map_structure(lambda v: v[:64], y)
+    keras.utils.set_random_seed(1)
+    model = two_headed()
+    model.compile(optimizer="adam", loss={"a": "binary_crossentropy", "b": "mse"})
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0,
+              callbacks=[LossmonCallback(path, probe_data=(x[:64], probe_y), probe_every=4)])
+    probes = of_kind(read(path), "probe")
+    assert [p.step for p in probes] == [1, 5, 6, 10, 12] and not any("error" in p.data for p in probes)
+    coverage = probes[0].data["coverage"]
+    assert coverage["activations"] and "activations_reason" not in coverage
+    assert coverage["activation_layers"] == {"trunk": "relu", "a_hidden": "tanh"}  # not the two outputs
+    for p in probes:
+        v = p.values
+        assert 0 <= v["dead_fraction/trunk"] <= 1 and 0 <= v["saturated_fraction/a_hidden"] <= 1
+        assert v["act_std/trunk"] > 0 and np.isfinite(v["probe_loss"]) and v["probe_loss"] > 0
+    # the probe loss is the model's total loss over both outputs, as evaluate() computes it
+    total = model.evaluate(x[:64], probe_y, batch_size=64, verbose=0, return_dict=True)["loss"]
+    assert probes[-1].values["probe_loss"] == pytest.approx(total, rel=1e-5)
+
+
+class KernelCopies(keras.callbacks.Callback):
+    """The first layer's kernel at every batch record, copied independently."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernels = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.kernels.append(keras.ops.convert_to_numpy(self.model.layers[0].kernel).copy())
+
+
+def test_update_ratio_with_steps_per_execution_is_per_step_over_the_last_group(tmp_path):
+    path = tmp_path / "run.jsonl"
+    x, y = data(300)  # 10 batches of 32: batch records at steps 4, 8, 10, then 14, 18, 20
+    keras.utils.set_random_seed(1)
+    model = MODELS["sequential_without_input"]()
+    model.compile(optimizer="adam", loss="binary_crossentropy", steps_per_execution=4)
+    copies = KernelCopies()
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0,
+              callbacks=[LossmonCallback(path, probe_data=(x, y), probe_every=4), copies])
+    probes = of_kind(read(path), "probe")
+    # every batch record is probed here: due every 4 steps, or the epoch's end
+    assert [p.step for p in probes] == [4, 8, 10, 14, 18, 20]
+    assert "update_ratio/hid" not in probes[0].values
+    kernel_at = dict(zip([4, 8, 10, 14, 18, 20], copies.kernels))
+    previous = {8: 4, 10: 8, 14: 10, 18: 14, 20: 18}
+    for p in probes[1:]:
+        before, now = kernel_at[previous[p.step]], kernel_at[p.step]
+        steps = p.step - previous[p.step]
+        assert p.values["update_steps"] == steps  # 4, or 2 for the short last group of an epoch
+        expected = np.linalg.norm(now - before) / steps / np.linalg.norm(now)
+        assert p.values["update_ratio/hid"] == pytest.approx(expected, rel=1e-4)
+        assert 0 < p.values["update_ratio/out"] < 0.05
+
+
+def test_labels_that_do_not_fit_the_outputs_switch_probes_off_with_a_short_reason(tmp_path):
+    path = tmp_path / "run.jsonl"
+    x, y_a = data()
+    y = {"a": y_a, "b": y_a[:, None]}
+    model = two_headed()
+    model.compile(optimizer="adam", loss={"a": "binary_crossentropy", "b": "mse"})
+    with pytest.warns(Warning, match="probes failed"):
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+                  callbacks=[LossmonCallback(path, probe_data=(x, y_a))])  # one array for two outputs
+    records = read(path)
+    (probe,) = of_kind(records, "probe")
+    error = probe.data["error"]
+    assert "ValueError: y_true and y_pred have different structures" in error
+    assert "File " not in error and "\n" not in error  # the message, not the traced code's traceback
     assert records[-1].data["status"] == "completed"
 
 
@@ -214,8 +304,8 @@ def test_static_checks_on_compiled_models(tmp_path, units, activation, loss, det
 # ------------------------------------------------------ the detectors on real runs
 
 
-@pytest.mark.parametrize("name", ["vanishing_tanh", "dead_relu", "unscaled_inputs", "scaled_inputs",
-                                  "imbalanced", "imbalanced_weighted"])
+@pytest.mark.parametrize("name", ["vanishing_tanh", "dead_relu", "saturated_sigmoid", "unscaled_inputs",
+                                  "scaled_inputs", "imbalanced", "imbalanced_weighted"])
 def test_probe_scenarios_fire_exactly_where_expected(tmp_path, name):
     import importlib
 
@@ -242,12 +332,12 @@ def test_the_same_model_with_relu_has_no_vanishing_gradients(tmp_path):
     assert not warnings_of(path) & PROBE_IDS
 
 
-JAX_SCRIPT = """
+OTHER_BACKEND_SCRIPT = """
 import sys
 import numpy as np
 import keras
 from lossmon.keras import LossmonCallback
-assert keras.backend.backend() == "jax"
+assert keras.backend.backend() == sys.argv[2]
 rng = np.random.default_rng(0)
 x = rng.normal(size=(64, 4)).astype("float32")
 y = (x[:, 0] > 0).astype("float32")
@@ -259,23 +349,37 @@ model.fit(x, y, batch_size=16, epochs=2, verbose=0,
 """
 
 
-def test_jax_backend_records_metrics_and_says_which_probes_are_unavailable(tmp_path):
+def fit_on_backend(backend, path):
+    """Fits a small model in a fresh process: Keras picks its backend once, at import."""
     import os
     from pathlib import Path
 
-    path = tmp_path / "run.jsonl"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(path)], capture_output=True, text=True,
-                            timeout=120, env=env)
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", OTHER_BACKEND_SCRIPT, str(path), backend], check=False,
+                            capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    records = read(path)
+    assert "LossmonWarning" not in result.stderr, result.stderr[-2000:]  # the callback had nothing to complain of
+    return read(path)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_jax_and_torch_backends_record_metrics_and_say_which_probes_are_unavailable(tmp_path, backend):
+    path = tmp_path / "run.jsonl"
+    records = fit_on_backend(backend, path)
     header = records[0].data
-    assert header["versions"]["backend"] == "jax"
-    assert header["probes"]["enabled"] is False and "this run uses jax" in header["probes"]["reason"]
+    assert header["versions"]["backend"] == backend
+    assert header["probes"]["enabled"] is False and f"this run uses {backend}" in header["probes"]["reason"]
     assert header["probes"]["unavailable"] == ["activations", "gradients", "predictions", "weights"]
     assert header["data"]["labels"]["classes"] == 2  # the data summary needs no backend
-    assert [r.kind for r in records].count("batch") == 8 and not of_kind(records, "probe")
+    batches, epochs = of_kind(records, "batch"), of_kind(records, "epoch")
+    assert len(batches) == 8 and len(epochs) == 2 and not of_kind(records, "probe")
+    assert all(np.isfinite(r.data["logs"]["loss"]) for r in batches + epochs)
     assert records[-1].data["status"] == "completed"
+    checked = subprocess.run([sys.executable, "-m", "lossmon", "check", str(path), "--format", "json",
+                              "--fail-on", "critical"], check=False, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["malformed_lines"] == 0 and [run["status"] for run in report["runs"]] == ["completed"]
 
 
 def test_check_reads_probe_runs_without_tensorflow(tmp_path):

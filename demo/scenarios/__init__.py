@@ -30,6 +30,7 @@ SCENARIOS: dict[str, str] = {
     "killed": "The classifier killed by SIGKILL after epoch 2: no end record, the file goes silent.",
     "vanishing_tanh": "The seeds' tanh(x * 0.01) activation: the weights get ~3% of the gradient.",
     "dead_relu": "Raw positive inputs (0-300) into ReLU layers with SGD: 97% of the first layer dies.",
+    "saturated_sigmoid": "Sigmoid hidden layers with RandomNormal(stddev=10) kernels: 80% of a layer saturates.",
     "unscaled_inputs": "The seeds' feature * 1000 on the binary classifier.",
     "scaled_inputs": "The same data after StandardScaler (control).",
     "imbalanced": "5% positives without class_weight: the model predicts only the majority class.",

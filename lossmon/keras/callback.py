@@ -69,11 +69,17 @@ class LossmonCallback(keras.callbacks.Callback):
             `(x, y, sample_weight)` (or a dataset of such batches). Up to
             256 of its rows are probed: loss, gradient and weight norms,
             update ratios and, for each hidden activation layer, dead and
-            saturated units and the outputs' mean and spread. Its inputs and
-            labels are also summarised in the header (feature scales, label
-            distribution). Without it the run has metrics only.
+            saturated units and the outputs' mean and spread. For a model
+            with several outputs, `y` is a list, tuple or dict as `fit`
+            takes it and the probe loss is the total over the outputs. Its
+            inputs and labels are also summarised in the header (feature
+            scales, label distribution). Without it the run has metrics
+            only.
         probe_every: Probe every this many steps (default 100), at the
-            first step and at each epoch end.
+            first step and at each epoch end. The weights are copied at the
+            batch record before each probe, so the update ratio is the
+            size of one optimizer step; with `steps_per_execution=k` it is
+            the change over the last group of k steps divided by k.
         run_name: Optional human-readable name written in the header as
             `name`; the run id stays unique per `fit` call.
         stop_on: `"warning"` or `"critical"`: run the detectors in this
@@ -199,6 +205,7 @@ class LossmonCallback(keras.callbacks.Callback):
                 step_logs = cleaned
             run.prev_n = n
             run.prev_means = means
+            run.prev_step = run.step
             run.step = run.epoch_start_step + n
             self._emit(
                 {
@@ -216,8 +223,7 @@ class LossmonCallback(keras.callbacks.Callback):
             if probes is not None:
                 if probes.due(run.step):
                     self._probe(run)
-                epoch_end = run.epoch_start_step + run.steps_per_epoch if run.steps_per_epoch else None
-                probes.before_next(run.step, epoch_end)
+                self._before_next_record(run, probes)
         except Exception as exc:
             self._fail("on_train_batch_end", exc)
 
@@ -240,6 +246,7 @@ class LossmonCallback(keras.callbacks.Callback):
             self._emit(record)
             if self._probes is not None:
                 self._probe(run)
+                self._before_next_record(run, self._probes)
         except Exception as exc:
             self._fail("on_epoch_end", exc)
 
@@ -286,10 +293,16 @@ class LossmonCallback(keras.callbacks.Callback):
         probes = self._probes
         if probes is None:
             return
-        fields = probes.probe(self.model, run.step)
+        fields = probes.probe(self.model, run.step, run.prev_step)
         if fields is None:
             return
         self._emit({"kind": PROBE, "run": run.id, "step": run.step, "epoch": run.epoch, "time": time.time(), **fields})
+
+    def _before_next_record(self, run: _Run, probes: ProbeSession) -> None:
+        """Let the probes copy the weights when the next batch record, one
+        step or one `steps_per_execution` group on, will be probed."""
+        group = getattr(self.model, "steps_per_execution", 1)
+        probes.before_next(run.step, run.epoch_end(), *run.next_record(group if isinstance(group, int) else 1))
 
     def _fail(self, where: str, exc: Exception) -> None:
         """Our own bug must not stop the training: warn once, go on."""
@@ -349,6 +362,7 @@ class _Run:
         self.writer = writer
         self.steps_per_epoch = steps if isinstance(steps, int) and steps > 0 else None
         self.step = 0
+        self.prev_step = 0  # the step of the batch record before the last one
         self.epoch = 0
         self.epoch_start_step = 0
         self.prev_n = 0
@@ -360,6 +374,22 @@ class _Run:
 
     def write(self, record: dict[str, Any]) -> bool:
         return self.writer.write(record)
+
+    def epoch_end(self) -> int | None:
+        """The global step that ends the current epoch, when known."""
+        return self.epoch_start_step + self.steps_per_epoch if self.steps_per_epoch else None
+
+    def next_record(self, group: int) -> tuple[int, bool]:
+        """The step of the next batch record, `group` batches on
+        (`steps_per_execution`) but never past an epoch's end, and whether
+        that record ends its epoch."""
+        end = self.epoch_end()
+        if end is None or self.steps_per_epoch is None:
+            return self.step + max(group, 1), False
+        if self.step >= end:  # the next record is in the next epoch
+            end += self.steps_per_epoch
+        upcoming = min(self.step + max(group, 1), end)
+        return upcoming, upcoming == end
 
     def end(self, status: str, reason: str | None = None) -> None:
         """Write the end record once and release the file."""

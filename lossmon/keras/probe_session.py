@@ -113,23 +113,25 @@ class ProbeSession:
             return True
         return step - self.last_step >= self.every
 
-    def before_next(self, step: int, epoch_last_step: int | None) -> None:
-        """After batch `step`: copy the weights when the next step is probed,
-        so that probe can measure one optimizer step (the update ratio)."""
+    def before_next(self, step: int, epoch_last_step: int | None, next_step: int, next_ends_epoch: bool) -> None:
+        """After the batch record at `step`: copy the weights when the next
+        batch record (at `next_step`: one step on, or one group of
+        `steps_per_execution` steps) will be probed, so that probe can
+        measure the last optimizer steps (the update ratio)."""
         if not self.enabled or self.prober is None:
             return
         if step == epoch_last_step and self.last_step != step:
             return  # the epoch-end probe of this step still needs the copy
-        upcoming = step + 1
-        if self.due(upcoming) or upcoming == epoch_last_step:
+        if self.due(next_step) or next_ends_epoch:
             try:
                 self.prober.snapshot(step)
             except Exception:
                 pass  # the next probe simply has no update ratio
 
-    def probe(self, model: Any, step: int) -> dict[str, Any] | None:
-        """The probe record's measures at `step`, or None when probing is off
-        or this step was already probed."""
+    def probe(self, model: Any, step: int, previous_step: int) -> dict[str, Any] | None:
+        """The probe record's measures at `step` (`previous_step`: that of
+        the batch record before it), or None when probing is off or this
+        step was already probed."""
         if not self.enabled or step == self.last_step:
             return None
         coverage = None
@@ -140,13 +142,26 @@ class ProbeSession:
                 classes = self.labels.get("classes") if self.labels.get("task") == "classification" else None
                 self.prober = Prober(model, self.x, self.y, self.sample_weight, classes=classes)
                 coverage = self.prober.setup(step)
-            fields = self.prober.record_fields(step)
+            fields = self.prober.record_fields(step, previous_step)
         except Exception as exc:
             self.enabled = False
-            self.reason = f"probes failed and were switched off ({type(exc).__name__}: {exc})"[:500]
+            self.reason = f"probes failed and were switched off ({_short_error(exc)})"[:500]
             warnings.warn(f"LossmonCallback: {self.reason}; training continues.", LossmonWarning, stacklevel=3)
             return {"error": self.reason}
         self.last_step = step
         if coverage is not None:
             fields["coverage"] = coverage
         return fields
+
+
+def _short_error(exc: Exception) -> str:
+    """The error's type and message, without the user-code traceback that
+    a traced function's error puts before the message."""
+    text = str(exc).strip()
+    if "in user code" in text:
+        text = text.split("\n\n")[-1]
+    text = " ".join(text.split())
+    name = type(exc).__name__
+    if not text:
+        return name
+    return text if text.startswith(f"{name}:") else f"{name}: {text}"

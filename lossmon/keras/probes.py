@@ -2,7 +2,7 @@
 
 Every few steps the callback runs the model on the same probe batch and
 records the loss, the gradient norms, the weight norms and how much the
-weights moved since the previous probe, and for each hidden activation
+last optimizer step moved the weights, and for each hidden activation
 layer the share of dead or saturated units and the mean and spread of its
 outputs. These are the signals that tell vanishing gradients, dead ReLUs or
 saturated sigmoids apart, which the loss curve alone cannot.
@@ -116,6 +116,7 @@ class Prober:
         feature_model, kinds = self._feature_model()
         kind_list = list(kinds.values())
         self.activation_layers = kinds
+        predictions = _prediction_packer(model)
 
         def stats(activations: list[Any]) -> list[Any]:
             out = []
@@ -140,7 +141,8 @@ class Prober:
             with tf.GradientTape() as tape:
                 if feature_model is not None:
                     outputs = feature_model(x, training=False)
-                    activations, y_pred = list(outputs[:-1]), outputs[-1]
+                    n = len(kind_list)
+                    activations, y_pred = list(outputs[:n]), predictions(list(outputs[n:]))
                 else:
                     activations, y_pred = [], model(x, training=False)
                 loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
@@ -194,9 +196,6 @@ class Prober:
         if not inputs or not outputs:
             self.activations_reason = "the model has no symbolic inputs (subclassed?): activation probes skipped"
             return None, {}
-        if len(outputs) != 1:
-            self.activations_reason = "multi-output model: activation probes skipped"
-            return None, {}
         output_ids = {id(t) for t in outputs}
         kinds: dict[str, str] = {}
         tensors = []
@@ -215,7 +214,7 @@ class Prober:
         if not tensors:
             return None, {}
         try:
-            return keras.Model(inputs, tensors + list(outputs)), kinds
+            return keras.Model(_input_structure(model), tensors + list(outputs)), kinds
         except Exception as exc:
             self.activations_reason = f"activation layers unreachable ({type(exc).__name__}): activation probes skipped"
             return None, {}
@@ -223,16 +222,19 @@ class Prober:
     # ------------------------------------------------------------ probing
 
     def snapshot(self, step: int) -> None:
-        """Keep a copy of the weights, one step before a probe, so the probe
-        can measure the size of one optimizer step."""
+        """Keep a copy of the weights at the batch record before a probe, so
+        the probe can measure the size of the optimizer steps between."""
         if self._snapshot_fn is not None:
             self._snapshot_fn()
             self._snapshot_step = step
 
-    def record_fields(self, step: int) -> dict[str, Any]:
-        """Run the probe: the numbers of one probe record."""
+    def record_fields(self, step: int, previous_step: int) -> dict[str, Any]:
+        """Run the probe: the numbers of one probe record. `previous_step`
+        is the step of the batch record before this one: one step back, or
+        one group of `steps_per_execution` steps."""
         raw = self._fn(self.x, self.y, self.sample_weight)
-        one_step = self._snapshot_step == step - 1
+        # The copy counts only when taken at the batch record just before.
+        steps = step - previous_step if self._snapshot_step == previous_step < step else 0
         self._snapshot_step = None
         fields: dict[str, Any] = {
             "probe_loss": float(raw["loss"]),
@@ -246,8 +248,10 @@ class Prober:
                 entry = layers.setdefault(name, {})
                 entry["grad_norm"] = g
                 entry["weight_norm"] = w
-                if one_step and w > 0:
-                    entry["update_ratio"] = d / w  # ||W_t - W_t-1|| / ||W_t||
+                if steps and w > 0:
+                    entry["update_ratio"] = d / steps / w  # ||W_t - W_t-k|| / k / ||W_t||
+            if steps > 1:
+                fields["update_steps"] = steps
             fields["kernel_grad_norm"] = math.sqrt(sum(g * g for g in grad_norms))
             first, last = grad_norms[0], grad_norms[-1]
             fields["grad_first"] = first
@@ -264,8 +268,9 @@ class Prober:
                     entry["dead_fraction"] = dead
                 if saturated == saturated:
                     entry["saturated_fraction"] = saturated
-        if self._label_index is not None:
-            fields.update(class_outcome(self._label_index, np.asarray(raw["y_pred"]), self.classes or 2))
+        y_pred = raw["y_pred"]
+        if self._label_index is not None and hasattr(y_pred, "shape"):  # one output
+            fields.update(class_outcome(self._label_index, np.asarray(y_pred), self.classes or 2))
         fields["layers"] = layers
         return fields
 
@@ -284,6 +289,40 @@ def main_weight(layer: Any) -> Any:
         if weight is not None and hasattr(weight, "shape"):
             return weight
     return None
+
+
+def _structure(model: Any, name: str) -> Any:
+    """A functional model's input or output structure; None for others."""
+    try:
+        return getattr(model, name, None)
+    except Exception:
+        return None
+
+
+def _input_structure(model: Any) -> Any:
+    """The model's inputs as `fit` takes them: one tensor, or the list or
+    dict a functional model was built with (so calling with x matches)."""
+    structure = _structure(model, "_inputs_struct")
+    if structure is not None:
+        return structure
+    inputs = list(model.inputs)
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
+def _prediction_packer(model: Any) -> Any:
+    """A function giving the flat output tensors the structure `model(x)`
+    returns (one tensor, or a list or dict of outputs), as `compute_loss`
+    expects them."""
+    structure = _structure(model, "_outputs_struct")
+
+    def pack(flat: list[Any]) -> Any:
+        if len(flat) == 1:
+            return flat[0]
+        if structure is None:
+            return flat
+        return keras.tree.pack_sequence_as(structure, flat)
+
+    return pack
 
 
 def _as_tensors(x: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
