@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 FORMAT_VERSION = 1
-_MAX_STEP = 2**63  # steps are stored as int64; a larger one is malformed
+MAX_STEP = 2**63  # steps are stored as int64; a larger one is malformed
 
 HEADER = "header"
 BATCH = "batch"
@@ -211,7 +211,7 @@ def to_record(obj: Any) -> Record | None:
         return None
     run = obj.get("run")
     step = obj.get("step")
-    if type(run) is not str or type(step) is not int or not 0 <= step < _MAX_STEP:
+    if type(run) is not str or type(step) is not int or not 0 <= step < MAX_STEP:
         return None
     epoch = obj.get("epoch")
     if type(epoch) is not int:

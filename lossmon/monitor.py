@@ -90,16 +90,13 @@ class Monitor:
 
     def _take(self, source: Source, batch: TailBatch, update: Update) -> None:
         with self.lock:
-            add, feed, alerts = self.store.add, self.engine.feed, update.alerts
-            for record in batch.records:
-                add(record)
-                changed = feed(record)
-                if changed:
-                    alerts.extend(changed)
-            self.records += len(batch.records)
+            items = self.engine.split(batch.items)
+            self.store.add_items(items)
+            update.alerts.extend(self.engine.feed_items(items))
+            self.records += batch.count
             for notice in batch.notices:
                 self.notices.append(f"{source.path.name}: {notice}")
-        update.records += len(batch.records)
+        update.records += batch.count
         update.notices.extend(batch.notices)
 
     def _forget_run(self, run: str) -> None:

@@ -42,7 +42,7 @@ def drain(tailer: Tailer) -> TailBatch:
     total = TailBatch()
     while True:
         batch = tailer.poll()
-        total.records += batch.records
+        total.items += batch.items
         total.malformed += batch.malformed
         total.notices += batch.notices
         if not batch.more:

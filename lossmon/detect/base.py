@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Union
 
 from lossmon.format import Record
+
+if TYPE_CHECKING:
+    from lossmon.block import BatchBlock
 
 
 class Severity(str, enum.Enum):
@@ -71,6 +74,24 @@ class Detector:
 
     def observe(self, record: Record) -> Iterable[Verdict]:
         raise NotImplementedError
+
+    def observe_block(self, block: BatchBlock) -> Iterable[tuple[int, Verdict]]:
+        """Verdicts for consecutive batch records, as (row in block, verdict).
+
+        The engine hands batch records over in blocks (see lossmon/block.py).
+        This default feeds them to `observe` one by one; a detector that
+        reads batch records overrides it with column arithmetic. An override
+        may leave out the Findings in the middle of a condition that holds
+        over many rows, but must give one on the first row of the block
+        where it holds, where it starts, and on the last row where it holds
+        before its Clear or the block's end (carrying the highest severity
+        it reached since the previous Finding); and the Clear where it ends.
+        The engine applies all detectors' verdicts in row order, so the
+        alerts are the same as from feeding the records one at a time.
+        """
+        for row, record in enumerate(block.records):
+            for verdict in self.observe(record) or ():
+                yield row, verdict
 
 
 @dataclass(slots=True)

@@ -10,11 +10,12 @@ cause has an active alert on the same run.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lossmon.detect.base import Alert, Clear, Detector, Finding
-from lossmon.format import Record
+from lossmon.detect.base import Alert, Clear, Detector, Finding, Verdict
+from lossmon.block import BatchBlock, split_blocks
+from lossmon.format import BATCH, Record
 
 MAX_ALERTS = 1000  # the alert list is for people: the newest thousand is plenty
 
@@ -34,33 +35,93 @@ class Engine:
         self._active: dict[tuple[str, str, str], Alert] = {}
         self._per_run: dict[str, list[Detector]] = {}
         self._broken: set[str] = set()
+        self._last_batch_step: dict[str, int] = {}  # per run: blocks need increasing steps
+        self._causes = frozenset(cause for cls in self.classes.values() for cause in cls.defers_to)
 
     def feed(self, record: Record) -> list[Alert]:
         """Observe one record; return the alerts it opened, changed or resolved."""
-        changed: list[Alert] = []
+        return self.feed_many([record])
+
+    def feed_many(self, records: Sequence[Record]) -> list[Alert]:
+        """Observe records in order; return the alerts they opened, changed or
+        resolved (each once). Runs of batch records go to the detectors as
+        blocks, which is what makes a cold open of a long run fast."""
+        return self.feed_items(self.split(records))
+
+    def split(self, records: Sequence[Record | BatchBlock]) -> list[Record | BatchBlock]:
+        """`records` with runs of batch records grouped into blocks, as
+        `feed_items` takes them; the model can take the same blocks."""
+        return split_blocks(records, self._last_batch_step)
+
+    def feed_items(self, items: Sequence[Record | BatchBlock]) -> list[Alert]:
+        """`feed_many` for records already split (by `split`, once, in order)."""
+        changed: dict[int, Alert] = {}
+        for item in items:
+            if isinstance(item, BatchBlock):
+                self._feed_block(item, changed)
+            else:
+                self._feed_record(item, changed)
+        return list(changed.values())
+
+    def _feed_record(self, record: Record, changed: dict[int, Alert]) -> None:
         for detector in self._detectors_for(record.run):
             if detector.kinds is not None and record.kind not in detector.kinds:
                 continue
-            if detector.id in self._broken:
-                continue
-            try:
-                verdicts = list(detector.observe(record) or ())
-            except Exception as exc:  # one faulty detector must not silence the rest
-                self._broken.add(detector.id)
-                warnings.warn(f"detector {detector.id!r} failed and was switched off: {exc!r}", stacklevel=2)
-                continue
+            verdicts = self._call(detector, detector.observe, record)
             for verdict in verdicts:
-                if isinstance(verdict, Finding) and self._deferred(record.run, detector, verdict.key):
-                    continue
-                alert = self._apply(record, detector.id, verdict)
-                if alert is not None:
-                    changed.append(alert)
-        return changed
+                self._take(record, detector, verdict, changed)
+
+    def _feed_block(self, block: BatchBlock, changed: dict[int, Alert]) -> None:
+        """All detectors' verdicts on a block, applied in row order.
+
+        Causes (detectors others defer to) read the block first. Where one of
+        them clears, the block is cut before it goes to the others: a symptom
+        that was held back while its cause was active then gives its Finding
+        on the first row after, exactly as if fed one record at a time.
+        """
+        detectors = [
+            (order, d) for order, d in enumerate(self._detectors_for(block.run)) if d.kinds is None or BATCH in d.kinds
+        ]
+        pending: list[tuple[int, int, Detector, Verdict]] = []
+        for order, detector in detectors:
+            if detector.id in self._causes:
+                pending += [(row, order, detector, v) for row, v in self._call(detector, detector.observe_block, block)]
+        cuts = sorted({row for row, _, _, v in pending if isinstance(v, Clear) and row > 0})
+        bounds = list(zip([0, *cuts], [*cuts, len(block)]))
+        for start, stop in bounds:
+            part = block if len(bounds) == 1 else block.slice(start, stop)
+            for order, detector in detectors:
+                if detector.id not in self._causes:
+                    verdicts = self._call(detector, detector.observe_block, part)
+                    pending += [(row + start, order, detector, v) for row, v in verdicts]
+        pending.sort(key=lambda item: (item[0], item[1]))  # row order, then detector order
+        for row, _, detector, verdict in pending:
+            self._take(block.record(row), detector, verdict, changed)
+
+    def _call(self, detector: Detector, method: Callable[[Any], Any], arg: Any) -> list[Any]:
+        """A detector's verdicts; a detector that raises is switched off, so
+        one faulty detector never silences the rest."""
+        if detector.id in self._broken:
+            return []
+        try:
+            return list(method(arg) or ())
+        except Exception as exc:
+            self._broken.add(detector.id)
+            warnings.warn(f"detector {detector.id!r} failed and was switched off: {exc!r}", stacklevel=3)
+            return []
+
+    def _take(self, record: Record, detector: Detector, verdict: Verdict, changed: dict[int, Alert]) -> None:
+        if isinstance(verdict, Finding) and self._deferred(record.run, detector, verdict.key):
+            return
+        alert = self._apply(record, detector.id, verdict)
+        if alert is not None:
+            changed[id(alert)] = alert
 
     def forget(self, run: str) -> None:
         """Drop a run's detector state when the store evicts the run, so a
         file naming endless run ids cannot grow memory without bound."""
         self._per_run.pop(run, None)
+        self._last_batch_step.pop(run, None)
         for ident in [ident for ident in self._active if ident[0] == run]:
             del self._active[ident]
 

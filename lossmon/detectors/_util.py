@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
+
 from lossmon.format import BATCH, EPOCH, Record
 
 # Keras 3 default learning rates, by lower-cased optimizer class name.
@@ -71,6 +73,72 @@ def median(values: Sequence[float]) -> float:
     return ordered[mid - 1] / 2 + ordered[mid] / 2
 
 
+def windows(values: np.ndarray, size: int) -> np.ndarray:
+    """Every run of `size` consecutive values, one per row (a view, no copy)."""
+    return np.lib.stride_tricks.sliding_window_view(values, size)
+
+
+def row_medians(rows: np.ndarray) -> np.ndarray:
+    """The median of each row; the two middle values are halved before they
+    are added, as `median` does, so huge values cannot overflow."""
+    ordered = np.sort(rows, axis=1)
+    mid = ordered.shape[1] // 2
+    if ordered.shape[1] % 2:
+        return ordered[:, mid]
+    return ordered[:, mid - 1] / 2 + ordered[:, mid] / 2
+
+
+def last_index(mask: np.ndarray) -> np.ndarray:
+    """For each position, the index of the latest True at or before it (-1: none)."""
+    return np.maximum.accumulate(np.where(mask, np.arange(len(mask)), -1)) if len(mask) else np.zeros(0, np.int64)
+
+
+OPEN, ON, CLEAR = "open", "on", "clear"
+
+
+def hysteresis(
+    fire: np.ndarray, hold: np.ndarray, window: int, active: bool, calm: int, stop: np.ndarray | None = None
+) -> tuple[list[tuple[int, str]], bool, int]:
+    """An alert's course over a block's rows, so it neither misses a start
+    nor flaps: on at a `fire` row; then each row that does not `hold` is
+    calm, and `window` calm rows in a row (or a `stop` row) turn it off.
+
+    Takes and returns the state (`active`, `calm` rows so far). The events
+    are what a block detector must say (see Detector.observe_block): OPEN
+    where it turns on, ON on the first row when it was on already and on
+    the last row before each CLEAR or the block's end.
+    """
+    events: list[tuple[int, str]] = []
+    fire_rows = np.flatnonzero(fire)
+    holds = (hold | fire).tolist()
+    stops = stop.tolist() if stop is not None else None
+    k, n, said = 0, len(fire), -1  # said: the last row with an OPEN or ON
+    while k < n:
+        if not active:
+            nxt = int(np.searchsorted(fire_rows, k))
+            if nxt == len(fire_rows):
+                break
+            k = int(fire_rows[nxt])
+            active, calm, said = True, 0, k
+            events.append((k, OPEN))
+        elif holds[k] and not (stops and stops[k]):
+            calm = 0
+        else:
+            calm += 1
+            if calm >= window or (stops and stops[k]):
+                if k - 1 > said:
+                    events.append((k - 1, ON))
+                events.append((k, CLEAR))
+                active, calm = False, 0
+        if k == 0 and active and said < 0:
+            events.append((0, ON))
+            said = 0
+        k += 1
+    if active and n - 1 > said:
+        events.append((n - 1, ON))
+    return events, active, calm
+
+
 def epoch_label(epoch: int | None) -> str:
     """Epoch numbers in messages are 1-based, as Keras prints them."""
     return "?" if epoch is None else str(epoch + 1)
@@ -91,11 +159,22 @@ class EMA:
             self.value = (1.0 - self.alpha) * self.value + self.alpha * x
         return self.value
 
+    def run(self, xs: list[float]) -> list[float]:
+        """`update` for each of `xs` in turn (the same arithmetic, so the
+        same floats); the value after each."""
+        out = []
+        keep, alpha, value = 1.0 - self.alpha, self.alpha, self.value
+        for x in xs:
+            value = x if value is None else keep * value + alpha * x
+            out.append(value)
+        self.value = value
+        return out
+
 
 # Root causes that other detectors' conditions are symptoms of (see
 # Detector.defers_to): one place that says which problem explains which.
 LOSS_CAUSES = ("nonfinite", "divergence")  # a loss out of control also spikes, zig-zags, stalls
-TRAINING_CAUSES = LOSS_CAUSES + ("vanishing_gradients", "dead_relu", "unscaled_inputs")  # nothing learns
+TRAINING_CAUSES = LOSS_CAUSES + ("vanishing_gradients", "dead_relu", "saturation", "unscaled_inputs")  # nothing learns
 
 @dataclass
 class RunInfo:
@@ -225,6 +304,14 @@ class Order:
     def reset(self) -> None:
         self._batch_step = -1
         self._epoch: tuple[int, int] = (-1, -1)
+
+    def fresh_rows(self, steps: np.ndarray) -> int:
+        """For a block's increasing steps: the first row that is new; the
+        rows before it were seen already (a resumed run repeating steps)."""
+        first = int(np.searchsorted(steps, self._batch_step, side="right"))
+        if first < len(steps):
+            self._batch_step = int(steps[-1])
+        return first
 
     def is_new(self, record: Record) -> bool:
         if record.kind == BATCH:

@@ -9,9 +9,12 @@ inputs, inputs that carry no signal, or a model that cannot learn.
 
 from __future__ import annotations
 
+import numpy as np
+
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
+from lossmon.block import BatchBlock
 from lossmon.detectors._util import TRAINING_CAUSES, Order, RunInfo, epoch_label, finite, fmt, median
-from lossmon.format import BATCH, EPOCH, Record, json_safe
+from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
 
 
 class ChanceLevel(Detector):
@@ -31,6 +34,7 @@ class ChanceLevel(Detector):
 
     id = "chance_level"
     title = "Loss at chance level"
+    kinds = frozenset({HEADER, BATCH, EPOCH})
     defers_to = TRAINING_CAUSES
 
     def __init__(self, margin: float = 0.05, upper: float = 1.5, min_drop: float = 0.05, warmup: int = 5) -> None:
@@ -47,13 +51,9 @@ class ChanceLevel(Detector):
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
-        if record.kind not in (BATCH, EPOCH) or not self.order.is_new(record):
-            return []
         if record.kind == BATCH:
-            loss = finite(record.values.get("loss"))
-            if loss is not None and len(self._early) < self.warmup:
-                self._early.append(loss)
-                self._start = median(self._early)
+            return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
+        if record.kind != EPOCH or not self.order.is_new(record):
             return []
         chance = self.info.chance_loss()
         train = finite(record.values.get("loss"))
@@ -79,6 +79,17 @@ class ChanceLevel(Detector):
             self._active = True
             self._since_epoch = record.epoch
         return [self._finding(record, name, level, train, chance)]
+
+    def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
+        """Batch records only give the start: the median of the first losses."""
+        first = self.order.fresh_rows(block.steps)
+        loss = block.column("loss")
+        if loss is not None and len(self._early) < self.warmup:
+            fresh = loss[first:]
+            self._early += fresh[np.isfinite(fresh)][: self.warmup - len(self._early)].tolist()
+            if self._early:
+                self._start = median(self._early)
+        return []
 
     def _finding(self, record: Record, name: str, level: float, train: float | None, chance: float) -> Finding:
         info = self.info

@@ -8,10 +8,16 @@ the drop that came before it must be large before anything is said.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
+
+import numpy as np
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
+from lossmon.block import BatchBlock
 from lossmon.detectors._util import (
+    CLEAR,
     EMA,
+    OPEN,
     Order,
     RunInfo,
     epoch_label,
@@ -19,9 +25,13 @@ from lossmon.detectors._util import (
     fmt,
     fmt_lr,
     fmt_times,
+    hysteresis,
+    last_index,
     median,
+    row_medians,
+    windows,
 )
-from lossmon.format import BATCH, EPOCH, Record, json_safe
+from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
 
 
 class Divergence(Detector):
@@ -59,6 +69,7 @@ class Divergence(Detector):
 
     id = "divergence"
     title = "Loss diverging"
+    kinds = frozenset({HEADER, BATCH, EPOCH})
 
     def __init__(
         self,
@@ -102,23 +113,38 @@ class Divergence(Detector):
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
-        if record.kind not in (BATCH, EPOCH) or not self.order.is_new(record):
+        if record.kind == BATCH:
+            return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
+        if record.kind != EPOCH or not self.order.is_new(record) or self._source == "batch":
             return []
         loss = finite(record.values.get(self.monitor))
         if loss is None:
             return []
-        verdicts: list[Verdict] = []
-        if record.kind == BATCH:
-            if self._source != "batch":
-                # Per-step values beat epoch means: start over with them.
-                verdicts = self._clear()
-                self._source = "batch"
-                self._reset()
-        elif self._source == "batch":
+        self._source = "epoch"
+        return self._feed(loss, record)
+
+    def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
+        first = self.order.fresh_rows(block.steps)
+        loss = block.column(self.monitor)
+        if loss is None:
             return []
-        else:
-            self._source = "epoch"
-        return verdicts + self._feed(loss, record)
+        rows = np.flatnonzero(np.isfinite(loss[first:])) + first
+        if not len(rows):
+            return []
+        verdicts: list[tuple[int, Verdict]] = []
+        if self._source != "batch":
+            # Per-step values beat epoch means: start over with them.
+            verdicts += [(int(rows[0]), v) for v in self._clear()]
+            self._source = "batch"
+            self._reset()
+        k = 0
+        while k < len(rows) and (self._n < self.warmup or len(self._recent) < self.window):
+            row = int(rows[k])  # warm-up, and filling the median window: one by one
+            verdicts += [(row, v) for v in self._feed(float(loss[row]), block.record(row))]
+            k += 1
+        if k < len(rows):
+            verdicts += self._feed_block(block, rows[k:], loss[rows[k:]])
+        return verdicts
 
     # ------------------------------------------------------------ smoothing
 
@@ -150,6 +176,76 @@ class Divergence(Detector):
             return []
         return self._judge(record)
 
+    def _feed_block(self, block: BatchBlock, rows: np.ndarray, losses: np.ndarray) -> list[tuple[int, Verdict]]:
+        """`_feed` and `_judge` for many rows after warm-up, as column arithmetic."""
+        ema = self._ema
+        if ema is None or self._start is None or self._best is None or self._best_any is None:
+            return []  # unreachable after warm-up
+        history = np.concatenate((np.asarray(self._recent), losses))
+        points = row_medians(windows(history, self.window))[1:]
+        self._recent.extend(losses[-self.window :].tolist())
+        self._n += len(rows)
+        smoothed = np.array(ema.run(points.tolist()))
+        self._smoothed = float(smoothed[-1])
+        steps = block.steps[rows]
+        best_any, best_any_step = self._running_min(smoothed, steps, self._best_any, self._best_any_step)
+        best, best_step = self._running_min(smoothed, steps, self._best, self._best_step)
+        self._best_any, self._best_any_step = float(best_any[-1]), int(best_any_step[-1])
+        self._best, self._best_step = float(best[-1]), int(best_step[-1])
+
+        start, s = self._start, smoothed
+        with np.errstate(all="ignore"):
+            unjudged = (best <= 0) | (best_any <= 0)  # a ratio to zero means nothing
+            blow_up, rebound = self._holds(1.0, s, start, best, best_any)
+            blow_up_held, rebound_held = self._holds(0.5, s, start, best, best_any)
+            fire = (blow_up | rebound) & ~unjudged
+            # A loss still well above where the run started has not
+            # recovered, however it wobbles: keep the alert, don't flap.
+            held = blow_up_held | rebound_held | (s > (1 + (self.factor - 1) * 0.5) * start)
+        critical = blow_up & (s >= start)
+
+        def finding(k: int, worst: bool) -> tuple[int, Verdict]:
+            if fire[k]:
+                rule = "blow-up" if blow_up[k] else "rebound"
+            else:
+                rule = "rebound" if rebound_held[k] and not blow_up_held[k] else "blow-up"
+            ref, ref_step = (best_any[k], best_any_step[k]) if rule == "blow-up" else (best[k], best_step[k])
+            severity = Severity.CRITICAL if worst else Severity.WARNING
+            return int(rows[k]), self._finding(block.record(int(rows[k])), float(s[k]), rule, float(ref), int(ref_step), severity)
+
+        events, self._active, self._calm = hysteresis(fire, held, self.window, self._active, self._calm, stop=unjudged)
+        verdicts: list[tuple[int, Verdict]] = []
+        opened = 0
+        for k, what in events:
+            if what == CLEAR:
+                verdicts.append((int(rows[k]), Clear()))
+                continue
+            opened = k if what == OPEN else opened
+            # CRITICAL: a 10x blow-up that also wiped out everything learned.
+            verdicts.append(finding(k, bool(critical[opened : k + 1].any())))
+        return verdicts
+
+    @staticmethod
+    def _running_min(values: np.ndarray, steps: np.ndarray, best: float, best_step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest value so far at each row, and the step where it was reached."""
+        lowest = np.minimum.accumulate(np.concatenate(([best], values)))
+        new = values < lowest[:-1]
+        at = last_index(new)
+        return lowest[1:], np.where(at >= 0, steps[np.maximum(at, 0)], best_step)
+
+    def _holds(self, level: float, s: Any, start: float, best: Any, best_any: Any) -> tuple[Any, Any]:
+        """(blow-up, rebound) at `level` of each threshold's excess.
+
+        level 1 is the full threshold, to start an alert; level 0.5 is half
+        of it, to keep one going (hysteresis). Works on floats and arrays.
+        """
+        factor = 1 + (self.factor - 1) * level
+        critical = 1 + (self.critical_factor - 1) * level
+        share = self.share * level
+        blow_up = (s >= critical * best_any) & (s - best_any >= share * np.maximum(start - best_any, 0.0))
+        rebound = (s >= factor * best) & (s - best >= share * np.maximum(start - best, 0.0))
+        return blow_up, rebound
+
     # ------------------------------------------------------------ verdict
 
     def _judge(self, record: Record) -> list[Verdict]:
@@ -159,28 +255,14 @@ class Divergence(Detector):
             return []
         if best <= 0 or best_any <= 0:
             return self._clear()
-
-        def holds(level: float) -> tuple[bool, bool]:
-            """(blow-up, rebound) at `level` of each threshold's excess.
-
-            level 1 is the full threshold, to start an alert; level 0.5 is
-            half of it, to keep one going (hysteresis).
-            """
-            factor = 1 + (self.factor - 1) * level
-            critical = 1 + (self.critical_factor - 1) * level
-            share = self.share * level
-            blow_up = s >= critical * best_any and s - best_any >= share * max(start - best_any, 0.0)
-            rebound = s >= factor * best and s - best >= share * max(start - best, 0.0)
-            return blow_up, rebound
-
-        blow_up, rebound = holds(1.0)
+        blow_up, rebound = (bool(x) for x in self._holds(1.0, s, start, best, best_any))
         if blow_up or rebound:
             rule = "blow-up" if blow_up else "rebound"
             self._calm = 0
         elif not self._active:
             return []
         else:
-            blow_up_held, rebound_held = holds(0.5)
+            blow_up_held, rebound_held = (bool(x) for x in self._holds(0.5, s, start, best, best_any))
             # A loss still well above where the run started has not
             # recovered, however it wobbles: keep the alert, don't flap.
             if blow_up_held or rebound_held or s > (1 + (self.factor - 1) * 0.5) * start:
@@ -194,16 +276,16 @@ class Divergence(Detector):
             rule = "rebound" if rebound_held and not blow_up_held else "blow-up"
 
         self._active = True
-        if rule == "blow-up":
-            ref, ref_step = best_any, self._best_any_step
-        else:
-            ref, ref_step = best, self._best_step
-        ratio = s / ref
+        ref, ref_step = (best_any, self._best_any_step) if rule == "blow-up" else (best, self._best_step)
         # CRITICAL: a 10x blow-up that also wiped out everything learned.
         severity = Severity.CRITICAL if blow_up and s >= start else Severity.WARNING
+        return [self._finding(record, s, rule, ref, ref_step, severity)]
+
+    def _finding(self, record: Record, s: float, rule: str, ref: float, ref_step: int, severity: Severity) -> Finding:
         where = f"step {record.step}"
         if record.epoch is not None:
             where += f" (epoch {epoch_label(record.epoch)})"
+        ratio = s / ref
         message = (
             f"{self.monitor} diverging at {where}: smoothed {fmt(s)} is {fmt_times(ratio)}x "
             f"its best {fmt(ref)} (step {ref_step}); first value {fmt(self._start)}"
@@ -219,7 +301,7 @@ class Divergence(Detector):
             "rule": rule,
         }
         evidence.update(self.info.optimizer_evidence())
-        return [Finding(severity, message, self._hint(), json_safe(evidence))]
+        return Finding(severity, message, self._hint(), json_safe(evidence))
 
     def _clear(self) -> list[Verdict]:
         if not self._active:

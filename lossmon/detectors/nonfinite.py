@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+import numpy as np
+
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import RunInfo, epoch_label, finite, fmt, fmt_lr
-from lossmon.format import BATCH, EPOCH, Record, json_number, json_safe
+from lossmon.block import BatchBlock
+from lossmon.detectors._util import RunInfo, epoch_label, finite, fmt, fmt_lr, last_index
+from lossmon.format import BATCH, EPOCH, HEADER, Record, json_number, json_safe
 
 
 class NonFinite(Detector):
@@ -32,6 +35,7 @@ class NonFinite(Detector):
 
     id = "nonfinite"
     title = "NaN / inf values"
+    kinds = frozenset({HEADER, BATCH, EPOCH})
 
     def __init__(self, monitor: str = "loss", ignore: Iterable[str] = ()) -> None:
         self.monitor = monitor
@@ -43,7 +47,9 @@ class NonFinite(Detector):
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
-        if record.kind not in (BATCH, EPOCH):
+        if record.kind == BATCH:
+            return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
+        if record.kind != EPOCH:
             return []
         bad = {
             name: value
@@ -52,14 +58,50 @@ class NonFinite(Detector):
         }
         loss = finite(record.values.get(self.monitor))
         if loss is not None:
-            self._last_finite = loss
-            self._last_finite_step = record.step
-        if not bad:
-            if self._since is not None and record.values:
-                self._since = None
-                return [Clear()]
-            return []
+            self._last_finite, self._last_finite_step = loss, record.step
+        if bad:
+            return [self._finding(record, bad)]
+        return self._clear() if record.values else []
 
+    def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
+        """Bad rows come in episodes: a Finding where each starts and where it
+        ends (or the block ends), a Clear at the first good row after it."""
+        if not block.names:
+            return []
+        names = sorted(block.names - self.ignore)
+        columns = {name: block.column(name) for name in names}
+        bad = np.zeros(len(block), dtype=bool)
+        for column in columns.values():
+            bad |= ~np.isfinite(column)
+        monitor = block.column(self.monitor)
+        latest = last_index(np.isfinite(monitor)) if monitor is not None else None
+        verdicts: list[tuple[int, Verdict]] = []
+        row = 0
+        for start, stop in _episodes(bad):
+            if start > row:  # good rows before this episode
+                verdicts += [(row, v) for v in self._clear()]
+            for at in sorted({start, stop - 1}):
+                self._note_last_finite(block, monitor, latest, at)
+                record = block.record(at)
+                verdicts.append((at, self._finding(record, {n: float(columns[n][at]) for n in names if not math.isfinite(columns[n][at])})))
+            row = stop
+        if row < len(block):
+            verdicts += [(row, v) for v in self._clear()]
+        self._note_last_finite(block, monitor, latest, len(block) - 1)
+        return verdicts
+
+    def _note_last_finite(self, block: BatchBlock, monitor: np.ndarray | None, latest: np.ndarray | None, row: int) -> None:
+        if monitor is not None and latest is not None and latest[row] >= 0:
+            at = int(latest[row])
+            self._last_finite, self._last_finite_step = float(monitor[at]), int(block.steps[at])
+
+    def _clear(self) -> list[Verdict]:
+        if self._since is None:
+            return []
+        self._since = None
+        return [Clear()]
+
+    def _finding(self, record: Record, bad: dict[str, float]) -> Finding:
         if self._since is None:
             self._since = record.step
         names = sorted(bad)
@@ -81,7 +123,7 @@ class NonFinite(Detector):
             "last_finite_step": self._last_finite_step,
         }
         evidence.update(self.info.optimizer_evidence())
-        return [Finding(Severity.CRITICAL, message, self._hint(names), json_safe(evidence))]
+        return Finding(Severity.CRITICAL, message, self._hint(names), json_safe(evidence))
 
     def _hint(self, names: list[str]) -> str:
         if all(name.startswith("val_") for name in names):
@@ -108,3 +150,9 @@ class NonFinite(Detector):
             + ". keras.callbacks.TerminateOnNaN() stops a run at the first NaN loss "
             "instead of training on NaN weights."
         )
+
+
+def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in `mask`."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))

@@ -11,9 +11,23 @@ from __future__ import annotations
 import math
 from collections import deque
 
+import numpy as np
+
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import LOSS_CAUSES, Order, RunInfo, epoch_label, finite, fmt, fmt_lr, median
-from lossmon.format import BATCH, Record, json_safe
+from lossmon.block import BatchBlock
+from lossmon.detectors._util import (
+    CLEAR,
+    LOSS_CAUSES,
+    Order,
+    RunInfo,
+    epoch_label,
+    fmt,
+    fmt_lr,
+    hysteresis,
+    row_medians,
+    windows,
+)
+from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
 
 
 class Oscillation(Detector):
@@ -33,6 +47,7 @@ class Oscillation(Detector):
 
     id = "oscillation"
     title = "Loss oscillating"
+    kinds = frozenset({HEADER, BATCH, EPOCH})
     defers_to = LOSS_CAUSES
 
     def __init__(self, monitor: str = "loss", factor: float = 3.0, alternation: float = 0.5, window: int = 12) -> None:
@@ -49,39 +64,47 @@ class Oscillation(Detector):
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
-        if record.kind != BATCH or not self.order.is_new(record):
+        if record.kind != BATCH:
             return []
-        loss = finite(record.values.get(self.monitor))
-        if loss is None or loss <= 0:
-            return []
-        self._logs.append(math.log(loss))
-        self._values.append(loss)
-        if len(self._logs) < self.window:
-            return []
-        logs = list(self._logs)
-        deltas = [b - a for a, b in zip(logs, logs[1:])]
-        swing = median([abs(d) for d in deltas])
-        turns = sum(1 for a, b in zip(deltas, deltas[1:]) if a * b < 0) / max(len(deltas) - 1, 1)
-        threshold = math.log(self.factor)
-        if swing >= threshold and turns >= self.alternation:
-            self._active = True
-            self._calm = 0
-        elif self._active and swing < threshold / 2:
-            # Calm for a whole window before clearing, so a run that keeps
-            # zig-zagging is one alert, not a string of them.
-            self._calm += 1
-            if self._calm >= self.window:
-                self._active = False
-                self._calm = 0
-                return [Clear()]
-        elif self._active:
-            self._calm = 0
-        if not self._active:
-            return []
-        return [self._finding(record, math.exp(swing), turns)]
+        return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
 
-    def _finding(self, record: Record, swing: float, turns: float) -> Finding:
-        values = sorted(self._values)
+    def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
+        first = self.order.fresh_rows(block.steps)
+        loss = block.column(self.monitor)
+        if loss is None:
+            return []
+        with np.errstate(all="ignore"):
+            rows = np.flatnonzero(np.isfinite(loss[first:]) & (loss[first:] > 0)) + first
+        values = loss[rows]
+        seen = len(self._values)
+        all_values = np.concatenate((np.asarray(self._values), values))
+        logs = np.concatenate((np.asarray(self._logs), np.log(values)))
+        self._values.extend(values.tolist())
+        self._logs.extend(logs[seen:].tolist())
+        # Row k of the block is judged over the `window` values ending at it.
+        judged = np.arange(len(values)) + seen >= self.window - 1
+        if not judged.any():
+            return []
+        rows, values = rows[judged], values[judged]
+        deltas = np.diff(logs)
+        swing = row_medians(np.abs(windows(deltas, self.window - 1)))[-len(rows):]
+        reversals = (deltas[:-1] * deltas[1:] < 0).astype(np.float64)
+        turns = windows(reversals, self.window - 2).sum(axis=1)[-len(rows):] / max(self.window - 2, 1)
+        threshold = math.log(self.factor)
+        # Calm for a whole window before clearing, so a run that keeps
+        # zig-zagging is one alert, not a string of them.
+        fire = (swing >= threshold) & (turns >= self.alternation)
+        calm = swing < threshold / 2
+        ends = windows(all_values, self.window)[-len(rows):]
+
+        def finding(k: int) -> tuple[int, Verdict]:
+            return int(rows[k]), self._finding(block.record(int(rows[k])), ends[k], math.exp(swing[k]), float(turns[k]))
+
+        events, self._active, self._calm = hysteresis(fire, fire | ~calm, self.window, self._active, self._calm)
+        return [(int(rows[k]), Clear()) if what == CLEAR else finding(k) for k, what in events]
+
+    def _finding(self, record: Record, window: np.ndarray, swing: float, turns: float) -> Finding:
+        values = sorted(window.tolist())
         low, high = values[len(values) // 10], values[-1 - len(values) // 10]
         message = (
             f"{self.monitor} oscillating at step {record.step} (epoch {epoch_label(record.epoch)}): "

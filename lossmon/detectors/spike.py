@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
+
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import LOSS_CAUSES, Order, epoch_label, finite, fmt, fmt_times, median
+from lossmon.block import BatchBlock
+from lossmon.detectors._util import LOSS_CAUSES, Order, epoch_label, fmt, fmt_times, median, row_medians, windows
 from lossmon.format import BATCH, Record, json_safe
 
 
@@ -47,36 +50,77 @@ class Spike(Detector):
         self._last_spike_step: int | None = None
 
     def observe(self, record: Record) -> list[Verdict]:
-        if record.kind != BATCH or not self.order.is_new(record):
+        if record.kind != BATCH:
             return []
-        loss = finite(record.values.get(self.monitor))
+        return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
+
+    def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
+        """Judges the rows in slices against the window before each; a spike
+        stays out of the window, so after one the next slice starts behind it."""
+        first = self.order.fresh_rows(block.steps)
+        loss = block.column(self.monitor)
         if loss is None:
             return []
-        verdicts: list[Verdict] = []
-        if len(self._recent) == self.window:
+        rows = np.flatnonzero(np.isfinite(loss[first:])) + first
+        values = loss[rows]
+        verdicts: list[tuple[int, Verdict]] = []
+        pos, size = 0, 4096
+        while pos < len(rows):
+            if len(self._recent) < self.window:  # filling the window: no judging yet
+                take = min(self.window - len(self._recent), len(rows) - pos)
+                self._recent.extend(values[pos : pos + take].tolist())
+                pos += take
+                continue
             if self._start is None:
                 self._start = median(self._recent)
-            # Per-step values recovered from running means carry rounding
-            # noise near zero: never compare with less than 1% of the start.
-            ref = max(median(self._recent), 0.01 * self._start)
-            mad = median([abs(v - ref) for v in self._recent]) * 1.4826
-            if ref > 0 and loss >= self.ratio * ref and loss - ref >= self.mads * mad and loss > self._start:
-                batch = record.data.get("batch") if isinstance(record.data, dict) else None
-                self._spikes.append(
-                    {"step": record.step, "epoch": record.epoch, "batch": batch if isinstance(batch, int) else None, "loss": loss, "median": ref}
-                )
-                del self._spikes[:-20]
-                self._last_spike_step = record.step
-                verdicts.append(self._finding(record))
-                # The spike stays out of the reference: one bad batch must
-                # not make the next one look normal.
-                return verdicts
-        self._recent.append(loss)
-        if self._last_spike_step is not None:
-            if record.step - self._last_spike_step > self.hold:
-                self._last_spike_step = None
-                return [Clear()]
+            stop = min(pos + size, len(rows))
+            spike = self._spikes_in(values[pos:stop])
+            calm = stop - pos if spike < 0 else spike
+            self._hold(block, rows[pos : pos + calm], verdicts)
+            self._recent.extend(values[pos : pos + calm].tolist())
+            if spike < 0:
+                pos, size = stop, min(size * 2, 4096)
+                continue
+            at = int(rows[pos + spike])
+            record = block.record(at)
+            batch = record.data.get("batch") if isinstance(record.data, dict) else None
+            ref = self._reference(np.asarray(self._recent))[0]
+            self._spikes.append(
+                {"step": record.step, "epoch": record.epoch, "batch": batch if isinstance(batch, int) else None,
+                 "loss": float(values[pos + spike]), "median": ref}
+            )
+            del self._spikes[:-20]
+            self._last_spike_step = record.step
+            verdicts.append((at, self._finding(record)))
+            pos, size = pos + spike + 1, 64  # spikes come in clusters: look ahead a little first
         return verdicts
+
+    def _reference(self, recent: np.ndarray) -> tuple[float, float]:
+        """The median of the window (never under 1% of the start: per-step
+        values recovered from running means are noisy near zero) and its MAD."""
+        ref = max(median(recent.tolist()), 0.01 * self._start)
+        return ref, median(np.abs(recent - ref).tolist()) * 1.4826
+
+    def _spikes_in(self, candidates: np.ndarray) -> int:
+        """Index of the first spike among `candidates`, each judged against
+        the window of the values before it, or -1."""
+        history = np.concatenate((np.asarray(self._recent), candidates))
+        past = windows(history, self.window)[: len(candidates)]
+        with np.errstate(all="ignore"):
+            ref = np.maximum(row_medians(past), 0.01 * self._start)
+            mad = row_medians(np.abs(past - ref[:, None])) * 1.4826
+            hits = (ref > 0) & (candidates >= self.ratio * ref) & (candidates - ref >= self.mads * mad) & (candidates > self._start)
+        found = np.flatnonzero(hits)
+        return int(found[0]) if len(found) else -1
+
+    def _hold(self, block: BatchBlock, rows: np.ndarray, verdicts: list[tuple[int, Verdict]]) -> None:
+        """Clear at the first calm row more than `hold` steps after the last spike."""
+        if self._last_spike_step is None or not len(rows):
+            return
+        late = np.flatnonzero(block.steps[rows] - self._last_spike_step > self.hold)
+        if len(late):
+            self._last_spike_step = None
+            verdicts.append((int(rows[late[0]]), Clear()))
 
     def _finding(self, record: Record) -> Finding:
         last = self._spikes[-1]

@@ -10,10 +10,14 @@ writing every 50 ms and one writing every 2 minutes are both judged fairly.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any, Iterable
 
+import numpy as np
+
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
+from lossmon.block import BatchBlock
 from lossmon.detectors._util import epoch_label, finite, median
 from lossmon.format import BATCH, END, EPOCH, HEADER, Record, json_safe
 
@@ -79,6 +83,8 @@ class Stalled(Detector):
         self._active = False
 
     def observe(self, record: Record) -> list[Verdict]:
+        if record.kind == BATCH:
+            return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
         if record.kind == TICK:
             return self._judge(record)
         if record.kind == END:
@@ -105,6 +111,34 @@ class Stalled(Detector):
         if record.kind in (BATCH, EPOCH):
             self._records += 1
         return self._clear()
+
+    def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
+        """The rhythm of many batch records at once: their time gaps."""
+        times = block.times
+        rows = np.flatnonzero(np.isfinite(times))
+        if not len(rows):
+            return []
+        t = times[rows]
+        before = -math.inf if self._last_time is None else self._last_time
+        latest = np.maximum.accumulate(np.concatenate(([before], t)))
+        previous = latest[:-1]  # the last time each row is compared with
+        accepted = np.flatnonzero(t >= previous)
+        is_gap = (t > previous) & (previous > -math.inf)
+        if self._last_kind == HEADER and len(accepted):
+            is_gap[accepted[0]] = False  # start-up is not part of the rhythm
+        gaps = (t - previous)[is_gap]
+        if len(gaps):
+            self._gaps.extend(gaps[-self.window :].tolist())
+            self._longest = max(self._longest, float(gaps.max()))
+        if len(accepted):
+            self._last_time, self._last_kind = float(latest[-1]), BATCH
+            self._last_step = max(self._last_step, int(block.steps[rows[accepted]].max()))
+            epochs = block.epochs[rows[accepted]]
+            epochs = epochs[epochs >= 0]
+            if len(epochs):
+                self._last_epoch = int(epochs[-1])
+        self._records += len(rows)
+        return [(int(rows[0]), verdict) for verdict in self._clear()]
 
     def _clear(self) -> list[Verdict]:
         if self._active:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lossmon.block import BatchBlock
 from lossmon.format import Record
 from lossmon.model.run import Run, RunStore
 from lossmon.model.series import DEFAULT_CAPACITY, Series
@@ -38,16 +39,35 @@ class TimedStore(RunStore):
     def add(self, record: Record) -> Run:
         run = super().add(record)
         if record.time is not None and record.time == record.time and record.kind != "header":
-            clock = self.clocks.get(record.run)
-            if clock is None:
-                clock = self.clocks[record.run] = Series(self.capacity)
+            clock = self._clock(record.run)
             last = clock.last()
             if last is None or record.step >= last[0]:
                 clock.append(record.step, record.time)
+        self._forget_evicted()
+        return run
+
+    def add_block(self, block: BatchBlock) -> Run:
+        run = super().add_block(block)
+        timed = np.flatnonzero(np.isfinite(block.times))
+        if len(timed):
+            clock = self._clock(block.run)
+            last = clock.last()
+            steps = block.steps[timed]
+            keep = timed if last is None else timed[steps >= last[0]]  # block steps increase
+            clock.extend(block.steps[keep], block.times[keep])
+        self._forget_evicted()
+        return run
+
+    def _clock(self, run: str) -> Series:
+        clock = self.clocks.get(run)
+        if clock is None:
+            clock = self.clocks[run] = Series(self.capacity)
+        return clock
+
+    def _forget_evicted(self) -> None:
         if len(self.clocks) > len(self.runs):  # the store evicted a run
             for gone in [name for name in self.clocks if name not in self.runs]:
                 del self.clocks[gone]
-        return run
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,13 @@ in file order and keeps, per run, what the plots and the status line need.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
+import numpy as np
+
+from lossmon.block import BatchBlock
 from lossmon.format import BATCH, END, EPOCH, HEADER, PROBE, Record
 from lossmon.model.series import DEFAULT_CAPACITY, Series
 
@@ -68,6 +72,8 @@ class Run:
         kind, step, when = record.kind, record.step, record.time
         if when is not None and when == when:
             self.last_time = when
+        else:
+            when = None
         if kind == HEADER:
             self.header = record.data
             return
@@ -88,6 +94,27 @@ class Run:
             self._append(self.probe, step, record.values)
         elif kind == END:
             self.end = record.data
+
+    def add_block(self, block: BatchBlock) -> None:
+        """Many batch records at once: each column goes into its series in one copy."""
+        steps = block.steps
+        self.records += len(block)
+        self.version += 1
+        self.step = max(self.step, int(steps[-1]))
+        epoch = int(block.epochs.max())
+        if epoch >= 0 and (self.epoch_index is None or epoch > self.epoch_index):
+            self.epoch_index = epoch
+        table = self.batch
+        for name in block.names:
+            series = table.get(name)
+            if series is None:
+                series = table[name] = Series(self.capacity)
+            series.extend(steps, block.column(name))
+        timed = np.flatnonzero(np.isfinite(block.times))
+        if len(timed):
+            self.last_time = float(block.times[timed[-1]])
+            tail = timed[-_RATE_WINDOW:]
+            self._recent.extend(zip(block.times[tail].tolist(), steps[tail].tolist()))
 
     def _append(self, table: dict[str, Series], step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
@@ -110,16 +137,34 @@ class RunStore:
         self.on_evict: Callable[[str], None] | None = None
 
     def add(self, record: Record) -> Run:
-        run = self.runs.get(record.run)
+        run = self._run(record.run)
+        run.add(record)
+        self.version += 1
+        return run
+
+    def add_block(self, block: BatchBlock) -> Run:
+        run = self._run(block.run)
+        run.add_block(block)
+        self.version += len(block)
+        return run
+
+    def add_items(self, items: Iterable[Record | BatchBlock]) -> None:
+        """Records and blocks in file order, as the engine splits them."""
+        for item in items:
+            if isinstance(item, BatchBlock):
+                self.add_block(item)
+            else:
+                self.add(item)
+
+    def _run(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
         if run is None:
-            run = self.runs[record.run] = Run(record.run, self.capacity)
+            run = self.runs[run_id] = Run(run_id, self.capacity)
             while len(self.runs) > self.max_runs:
                 oldest = next(iter(self.runs))
                 del self.runs[oldest]
                 if self.on_evict is not None:
                     self.on_evict(oldest)
-        run.add(record)
-        self.version += 1
         return run
 
     @property

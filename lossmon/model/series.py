@@ -8,6 +8,8 @@ recent window stays exact.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 DEFAULT_CAPACITY = 8192
@@ -67,11 +69,20 @@ class Series:
             return None
         return int(self._steps[self._size - 1]), float(self._values[self._size - 1])
 
+    def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Append many points at once (a block of batch records)."""
+        self._flush()
+        self._put(steps, values)
+
     def _flush(self) -> None:
-        """Move pending points into the arrays, thinning whenever they fill."""
-        steps, values = self._new_steps, self._new_values
-        if not steps:
-            return
+        """Move pending points into the arrays."""
+        if self._new_steps:
+            self._put(self._new_steps, self._new_values)
+            self._new_steps.clear()
+            self._new_values.clear()
+
+    def _put(self, steps: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray) -> None:
+        """Copy points into the arrays, thinning whenever they fill."""
         count = len(steps)
         done = 0
         while done < count:
@@ -83,8 +94,6 @@ class Series:
             self._size += take
             done += take
         self._flushed += count
-        steps.clear()
-        values.clear()
 
     def _thin(self) -> None:
         """Halve the older three quarters: keep each group of 4's min and max."""

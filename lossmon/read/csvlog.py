@@ -109,7 +109,7 @@ class CsvTailer(Tailer):
         if record is None:
             batch.malformed += 1
         else:
-            batch.records.append(record)
+            batch.items.append(record)
 
     def _read_header(self, line: bytes, batch: TailBatch) -> None:
         found = None if self._bad_header else _header_columns(line)
@@ -119,7 +119,7 @@ class CsvTailer(Tailer):
             return
         self._separator, self._columns = found
         data = {"kind": HEADER, "run": self.run, "step": 0, "source": "keras-csv", "columns": list(self._columns)}
-        batch.records.append(Record(HEADER, self.run, 0, None, None, {}, data))
+        batch.items.append(Record(HEADER, self.run, 0, None, None, {}, data))
 
     def _row(self, line: bytes) -> Record | None:
         try:

@@ -16,7 +16,9 @@ from typing import Literal
 
 import orjson
 
+from lossmon.block import BatchBlock, Item
 from lossmon.format import Record, decode, to_record
+from lossmon.read import fastlines
 
 Status = Literal["waiting", "ok", "error"]
 
@@ -32,12 +34,32 @@ NOTICE_VANISHED = "file disappeared; waiting for it to come back"
 
 @dataclass(slots=True)
 class TailBatch:
-    """What one poll() found: new records plus what went wrong on the way."""
+    """What one poll() found: new records plus what went wrong on the way.
 
-    records: list[Record] = field(default_factory=list)
+    `items` are Records and, for runs of batch records read in bulk,
+    BatchBlocks (lossmon/block.py), in file order.
+    """
+
+    items: list[Item] = field(default_factory=list)
     malformed: int = 0
     notices: list[str] = field(default_factory=list)
     more: bool = False  # unread bytes remain; poll again soon
+
+    @property
+    def count(self) -> int:
+        """Records found, those in blocks included."""
+        return sum(len(item) if isinstance(item, BatchBlock) else 1 for item in self.items)
+
+    @property
+    def records(self) -> list[Record]:
+        """Every record as a Record of its own (blocks opened up)."""
+        out: list[Record] = []
+        for item in self.items:
+            if isinstance(item, BatchBlock):
+                out += item.records
+            else:
+                out.append(item)
+        return out
 
 
 class Tailer:
@@ -95,7 +117,7 @@ class Tailer:
             self._fail(exc, batch)
         finally:
             os.close(fd)
-        self.records_read += len(batch.records)
+        self.records_read += batch.count
         self.malformed += batch.malformed
         return batch
 
@@ -136,6 +158,7 @@ class Tailer:
         rest = lines.pop()  # after the last newline: a line still being written
         if lines:
             first = lines[0]
+            joined = self._skipping or bool(self._partial)
             if self._skipping:
                 self._skipping = False  # the over-long line ends here; it was counted already
                 lines[0] = b""
@@ -143,13 +166,14 @@ class Tailer:
                 self._partial += first
                 lines[0] = bytes(self._partial)
                 self._partial.clear()
-            limit = self.max_line_bytes
-            line_ = self._line
-            for line in lines:
-                if len(line) > limit:
-                    batch.malformed += 1
-                else:
-                    line_(line, batch)
+            if len(lines) <= fastlines.MIN_LINES:
+                for line in lines:
+                    self._line_checked(line, batch)
+            elif joined:  # the first line is not all in this chunk
+                self._line_checked(lines[0], batch)
+                self._bulk(chunk[len(first) + 1 : len(chunk) - len(rest)], lines[1:], batch)
+            else:
+                self._bulk(chunk[: len(chunk) - len(rest)], lines, batch)
         if self._skipping or not rest:
             return
         if len(self._partial) + len(rest) > self.max_line_bytes:
@@ -158,6 +182,23 @@ class Tailer:
             batch.malformed += 1
         else:
             self._partial += rest
+
+    def _bulk(self, data: bytes, lines: list[bytes], batch: TailBatch) -> None:
+        """Complete lines, decoded in one call where they allow it."""
+        decoded = None
+        if len(data) <= self.max_line_bytes or max(map(len, lines)) <= self.max_line_bytes:
+            decoded = fastlines.decode(data, len(lines))
+        if decoded is None:
+            for line in lines:
+                self._line_checked(line, batch)
+            return
+        fastlines.take(decoded, lines, batch.items, lambda line: self._line(line, batch))
+
+    def _line_checked(self, line: bytes, batch: TailBatch) -> None:
+        if len(line) > self.max_line_bytes:
+            batch.malformed += 1
+        else:
+            self._line(line, batch)
 
     def _line(self, line: bytes, batch: TailBatch) -> None:
         try:
@@ -172,7 +213,7 @@ class Tailer:
         if record is None:
             batch.malformed += 1
         else:
-            batch.records.append(record)
+            batch.items.append(record)
 
     def _fail(self, exc: OSError, batch: TailBatch) -> None:
         if isinstance(exc, FileNotFoundError):

@@ -1,0 +1,173 @@
+"""Batch records as columns, many at a time.
+
+Batch records are nearly every line of a run file: a week-long job writes
+millions. Handling them one by one in Python costs microseconds per record
+in every stage, which made opening a long run slow. So consecutive batch
+records of one run travel as a `BatchBlock`: the reader decodes a slice of
+the file straight into one (lossmon/read/fastlines.py), the model copies its
+columns into the series, and a detector that overrides
+`Detector.observe_block` reads whole numpy columns at once. A block holds
+records with strictly increasing steps and the same value names, so every
+column is complete.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from lossmon.format import BATCH, Record
+
+# Turns a row the reader decoded (and its values) into a Record, on demand.
+RowToRecord = Callable[[Any, dict[str, float]], Record]
+
+
+class BatchBlock:
+    """Consecutive batch records of one run; columns are built on first use.
+
+    `rows` are Records, or the reader's decoded lines with `to_record` to
+    make a Record of one when a detector needs it (a Finding's row): most
+    rows of a long run never become objects of their own.
+    """
+
+    __slots__ = ("_columns", "_epochs", "_records", "_steps", "_times", "names", "rows", "run", "to_record", "values")
+
+    def __init__(
+        self, run: str, rows: Sequence[Any], values: Sequence[dict[str, float]], to_record: RowToRecord | None = None
+    ) -> None:
+        self.run = run
+        self.rows = rows
+        self.values = values  # each row's values, all with the same names
+        self.to_record = to_record
+        self.names = frozenset(values[0]) if values else frozenset()
+        self._columns: dict[str, np.ndarray] = {}
+        self._steps: np.ndarray | None = None
+        self._epochs: np.ndarray | None = None
+        self._times: np.ndarray | None = None
+        self._records: list[Record] | None = None
+
+    @classmethod
+    def of_records(cls, run: str, records: Sequence[Record]) -> BatchBlock:
+        return cls(run, records, [r.values for r in records])
+
+    @classmethod
+    def single(cls, record: Record) -> BatchBlock:
+        """A block of one record: how a detector's observe() reuses its block logic."""
+        return cls(record.run, [record], [record.values])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def record(self, row: int) -> Record:
+        if self.to_record is None:
+            return self.rows[row]
+        return self.to_record(self.rows[row], self.values[row])
+
+    @property
+    def records(self) -> list[Record]:
+        """Every row as a Record (for detectors that read records one by one)."""
+        if self._records is None:
+            self._records = [self.record(i) for i in range(len(self.rows))]
+        return self._records
+
+    def slice(self, start: int, stop: int) -> BatchBlock:
+        """Rows start..stop-1 as a block of their own, sharing built columns."""
+        part = BatchBlock(self.run, self.rows[start:stop], self.values[start:stop], self.to_record)
+        part._columns = {name: column[start:stop] for name, column in self._columns.items()}
+        for attr in ("_steps", "_epochs", "_times"):
+            built = getattr(self, attr)
+            if built is not None:
+                setattr(part, attr, built[start:stop])
+        return part
+
+    def column(self, name: str) -> np.ndarray | None:
+        """The float values of `name` for every row, or None when absent."""
+        if name not in self.names:
+            return None
+        column = self._columns.get(name)
+        if column is None:
+            column = np.array([v[name] for v in self.values], dtype=np.float64)
+            self._columns[name] = column
+        return column
+
+    @property
+    def steps(self) -> np.ndarray:
+        if self._steps is None:
+            self._steps = np.array([r.step for r in self.rows], dtype=np.int64)
+        return self._steps
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """Epoch indices, -1 where a row has none."""
+        if self._epochs is None:
+            self._epochs = np.array([-1 if r.epoch is None else r.epoch for r in self.rows], dtype=np.int64)
+        return self._epochs
+
+    @property
+    def times(self) -> np.ndarray:
+        """Record times, NaN where a row has none."""
+        if self._times is None:
+            nan = math.nan
+            self._times = np.array([nan if r.time is None else r.time for r in self.rows], dtype=np.float64)
+        return self._times
+
+
+Item = Union[Record, BatchBlock]  # what the reader hands on: records and blocks, in file order
+
+
+def split_blocks(items: Sequence[Item], last_steps: dict[str, int]) -> list[Item]:
+    """`items` in order, runs of batch records grouped into blocks.
+
+    A batch record whose step is not above the last batch step seen for its
+    run (`last_steps`, updated here) stays a single Record: detectors drop
+    such repeats after a resume, and a block must have increasing steps.
+    Blocks that come in are cut the same way.
+    """
+    out: list[Item] = []
+    i, n = 0, len(items)
+    while i < n:
+        first = items[i]
+        if isinstance(first, BatchBlock):
+            out += _fresh_part(first, last_steps)
+            i += 1
+            continue
+        if first.kind != BATCH or first.step <= last_steps.get(first.run, -1):
+            out.append(first)
+            i += 1
+            continue
+        run, keys, prev = first.run, first.values.keys(), first.step
+        j = i + 1
+        while j < n:
+            record = items[j]
+            if (
+                isinstance(record, BatchBlock)
+                or record.kind != BATCH
+                or record.run != run
+                or record.step <= prev
+                or record.values.keys() != keys
+            ):
+                break
+            prev = record.step
+            j += 1
+        last_steps[run] = prev
+        out.append(BatchBlock.of_records(run, items[i:j]))
+        i = j
+    return out
+
+
+def _fresh_part(block: BatchBlock, last_steps: dict[str, int]) -> list[Item]:
+    """A block's leading rows that repeat steps already seen, as single
+    records, then the rest as a block."""
+    if not len(block):
+        return []
+    last = last_steps.get(block.run, -1)
+    steps = block.steps
+    first = int(np.searchsorted(steps, last, side="right"))
+    out: list[Item] = [block.record(row) for row in range(first)]
+    if first < len(block):
+        out.append(block if first == 0 else block.slice(first, len(block)))
+        last_steps[block.run] = int(steps[-1])
+    return out

@@ -1,0 +1,123 @@
+"""Blocks change the speed of detection, never its result.
+
+The engine hands runs of batch records to the detectors as column blocks
+(lossmon/block.py). Whatever the block boundaries, the alert list must be
+exactly the one that feeding the same records one at a time gives: same
+detectors, steps, severities, states, messages and evidence.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lossmon.detect import Engine, available_detectors
+from lossmon.detectors.stalled import TICK
+from lossmon.format import Record, decode, encode
+from records import batch, end, epoch, header
+
+SEGMENTS = ("decay", "flat", "spike", "nan", "nan_acc", "diverge", "zigzag", "gap", "resume", "odd_keys", "other_run")
+
+
+def stream(seed: int, segments: list[str]) -> list:
+    """A run (sometimes two) built from segments that trouble the detectors."""
+    rng = random.Random(seed)
+    out = [header("a", lr=rng.choice([0.001, 0.1, 1.0]), steps=20), header("b", steps=20)]
+    step, loss, t = 0, 0.7, 1000.0
+    for kind in segments:
+        for _ in range(rng.randint(3, 40)):
+            step += 1
+            t += 0.1
+            values = {}
+            if kind == "decay":
+                loss = max(loss * 0.97, 1e-4)
+            elif kind == "spike":
+                loss_now = loss * (rng.choice([1, 1, 8, 30]))
+                values["loss"] = loss_now
+            elif kind == "nan":
+                values["loss"] = rng.choice([math.nan, math.inf, loss])
+            elif kind == "diverge":
+                loss *= 1.3
+            elif kind in ("zigzag", "nan_acc"):
+                values["loss"] = loss * (5 if step % 2 else 0.2)
+            elif kind == "gap":
+                t += rng.choice([0.0, 30.0])
+            elif kind == "resume" and rng.random() < 0.3:
+                step = max(1, step - rng.randint(1, 10))
+            accuracy = math.nan if kind == "nan_acc" else 0.5
+            record = batch(step, values.get("loss", loss * (1 + rng.gauss(0, 0.05))), "a", 20, accuracy=accuracy)
+            record["time"] = t
+            if kind == "odd_keys" and rng.random() < 0.5:
+                record["logs"] = record["step_logs"] = {"loss": record["logs"]["loss"]}
+            if kind == "gap" and rng.random() < 0.2:
+                del record["time"]
+            out.append(record)
+            if kind == "other_run" and rng.random() < 0.5:
+                out.append(batch(step, loss, "b", 20))
+            if step % 20 == 0:
+                out.append(epoch(step // 20 - 1, loss, loss * 1.1, "a", 20))
+    if rng.random() < 0.5:
+        out.append(end(step, "a"))
+    records = [decode(encode(r)) for r in out]
+    # A late look at a run that never ended: the stall detector's verdict
+    # depends on every gap the blocks carried.
+    return [*records, Record(TICK, "a", step, None, time=t + 60.0), Record(TICK, "b", step, None, time=t + 60.0)]
+
+
+def alerts(records: list, cuts: list[int]) -> list[dict]:
+    """The alert list from feeding `records` in chunks ending at `cuts`."""
+    engine = Engine(available_detectors())
+    start = 0
+    for cut in [*sorted(set(cuts)), len(records)]:
+        engine.feed_many(records[start:cut])
+        start = max(start, cut)
+    return [alert.to_json() for alert in engine.alerts]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    segments=st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(0, 600), max_size=6),
+)
+def test_any_blocks_give_the_alerts_of_one_record_at_a_time(seed, segments, cuts):
+    records = stream(seed, segments)
+    one_by_one = Engine(available_detectors())
+    for record in records:
+        one_by_one.feed(record)
+    expected = [alert.to_json() for alert in one_by_one.alerts]
+    assert alerts(records, cuts) == expected
+    assert alerts(records, []) == expected  # the whole file as one read
+
+
+def test_a_long_run_that_goes_wrong_is_seen_the_same_in_one_block():
+    """Divergence, then the spikes and zig-zag it explains, NaN at the end."""
+    records = stream(7, ["decay"] * 10 + ["spike", "zigzag"] * 3 + ["diverge"] * 4 + ["zigzag", "decay", "nan", "flat"])
+    one_by_one = Engine(available_detectors())
+    for record in records:
+        one_by_one.feed(record)
+    expected = [alert.to_json() for alert in one_by_one.alerts]
+    assert {a["detector"] for a in expected} >= {"divergence", "nonfinite"}
+    assert alerts(records, []) == expected
+
+
+def test_a_symptom_held_back_by_its_cause_opens_where_the_cause_ends():
+    """The loss zig-zags from the start while accuracy is NaN (nonfinite, a
+    cause oscillation defers to); when accuracy turns finite at step 40 the
+    zig-zag alert opens right there, in one block as one record at a time."""
+    out = [header("a", steps=100)]
+    for step in range(1, 80):
+        record = batch(step, 5.0 if step % 2 else 0.2, "a", 100, accuracy=math.nan if step < 40 else 0.5)
+        out.append(record)
+    records = [decode(encode(r)) for r in out]
+    one_by_one = Engine(available_detectors())
+    for record in records:
+        one_by_one.feed(record)
+    expected = [alert.to_json() for alert in one_by_one.alerts]
+    oscillation = [a for a in expected if a["detector"] == "oscillation"]
+    assert [a["step"] for a in oscillation] == [40]
+    assert alerts(records, []) == expected
+    assert alerts(records, [45]) == expected

@@ -1,0 +1,114 @@
+"""The bulk decoder reads exactly what the line-by-line reader reads.
+
+A cold open decodes whole slices of the file in one call (read/fastlines.py)
+and falls back to the line-by-line path for any slice it is not sure of. The
+records that come out, and the count of malformed lines, must be the same
+either way, whatever the lines hold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lossmon.block import BatchBlock
+from lossmon.format import decode
+from lossmon.read import Tailer
+from lossmon.read.fastlines import MIN_LINES
+
+values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.integers(-5, 5),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "inf", "fast", True, None, [1.0], {"x": 1.0}]),
+)
+logs = st.one_of(st.none(), st.dictionaries(st.sampled_from(["loss", "accuracy", "val_loss", "mae"]), values, max_size=3))
+
+
+@st.composite
+def batch_line(draw) -> bytes:
+    record = {"kind": "batch", "run": draw(st.sampled_from(["a", "a", "a", "b", 7])), "step": draw(st.integers(-2, 60))}
+    for key, strategy in (
+        ("epoch", st.one_of(st.integers(0, 3), st.none(), st.just(1.5))),
+        ("batch", st.one_of(st.integers(0, 9), st.just("x"))),
+        ("time", st.one_of(st.floats(1000, 2000), st.integers(1000, 2000), st.just("NaN"))),
+        ("logs", logs),
+        ("step_logs", logs),
+    ):
+        if draw(st.booleans()) or key == "step_logs":
+            record[key] = draw(strategy)
+    return orjson.dumps(record)
+
+
+other_lines = st.sampled_from(
+    [
+        b'{"kind":"header","run":"a","step":0,"optimizer":{"class":"Adam"},"loss":"mse"}',
+        b'{"kind":"epoch","run":"a","step":10,"epoch":0,"time":1500.0,"logs":{"loss":0.5},"lr":0.001}',
+        b'{"kind":"probe","run":"a","step":10,"grad_norm":1.5,"layers":{"d":{"dead_fraction":0.1}}}',
+        b'{"kind":"end","run":"a","step":60,"status":"completed"}',
+        b'{"kind":"batch","run":"a","step":3,"logs":{"loss":NaN}}',
+        b'{"kind":"batch","run":"a","step":3,"logs":{"loss":1e400}}',
+        b'{"kind":"nope","run":"a","step":1}',
+        b"[1, 2]",
+        b"",
+        b"   ",
+        b"\xff\xfe not json",
+        b'{"kind":"batch","run":"a","step":4,"logs":{"loss":0.1,"loss":"NaN"}}',
+    ]
+)
+
+
+def as_tuples(records) -> list[tuple]:
+    out = []
+    for r in records:
+        batch_index = r.data.get("batch") if isinstance(r.data, dict) else None
+        time = "nan" if r.time is not None and math.isnan(r.time) else r.time
+        shown = {k: "nan" if math.isnan(v) else v for k, v in r.values.items()}
+        out.append((r.kind, r.run, r.step, r.epoch, time, shown, batch_index))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(st.one_of(batch_line(), batch_line(), other_lines), min_size=MIN_LINES + 1, max_size=120),
+    poll_bytes=st.one_of(st.just(1 << 20), st.integers(200, 6000)),
+)
+def test_bulk_and_line_by_line_reading_agree(tmp_path_factory, lines, poll_bytes):
+    """Whole or in slices that cut lines anywhere: the same records."""
+    path = tmp_path_factory.mktemp("fast") / "run.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    tailer = Tailer(path, max_bytes_per_poll=poll_bytes)
+    records, malformed_seen, count = [], 0, 0
+    while True:
+        batch = tailer.poll()
+        records += batch.records
+        malformed_seen += batch.malformed
+        count += batch.count
+        if not batch.more:
+            break
+    expected = [record for record in (decode(line) for line in lines if line.strip()) if record is not None]
+    malformed = sum(1 for line in lines if line.strip() and decode(line) is None)
+    assert as_tuples(records) == as_tuples(expected)
+    assert malformed_seen == malformed
+    assert count == len(expected)
+
+
+def test_a_clean_slice_of_batch_lines_becomes_blocks(tmp_path):
+    """The fast path is really taken for well-formed batch lines, with an
+    epoch record between them splitting the blocks."""
+    lines = [
+        orjson.dumps({"kind": "batch", "run": "a", "step": s, "epoch": 0, "batch": s - 1, "time": 1000.0 + s,
+                      "logs": {"loss": 1.0 / s}, "step_logs": {"loss": 1.0 / s}})
+        for s in range(1, 101)
+    ]
+    lines.insert(50, b'{"kind":"epoch","run":"a","step":50,"epoch":0,"logs":{"loss":0.02}}')
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    batch = Tailer(path).poll()
+    kinds = [type(item).__name__ if isinstance(item, BatchBlock) else item.kind for item in batch.items]
+    assert kinds == ["BatchBlock", "epoch", "BatchBlock"]
+    first = batch.items[0]
+    assert first.steps.tolist() == list(range(1, 51)) and first.column("loss")[1] == 0.5
+    assert first.record(1).data["batch"] == 1
