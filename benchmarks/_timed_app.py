@@ -2,7 +2,8 @@
 
 It notes when a DataChanged arrived and, through call_after_refresh, when
 the screen refresh after the app's data draw was painted (the app may defer
-that draw while records stream in).
+that draw while records stream in), and when the refresh of the latest
+values (legends, status line), which is never deferred, was painted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def timed_app_class():
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.painted: list[tuple[float, int, int]] = []  # (when, records, alerts)
+            self.values_painted: list[tuple[float, int]] = []  # (when, records) of the legend/status refresh
             self.redraws: list[float] = []  # seconds from a DataChanged to its paint
 
         def on_data_changed(self, message: DataChanged) -> None:
@@ -42,6 +44,12 @@ def timed_app_class():
 
             self.call_after_refresh(done)
 
+        def refresh_values(self) -> None:
+            # Every record's numbers (legend values, step counter) are drawn at once.
+            records = self.monitor.records
+            super().refresh_values()
+            self.call_after_refresh(lambda: self.values_painted.append((time.perf_counter(), records)))
+
         def refresh_alerts(self) -> None:
             # New alerts are drawn at once, ahead of the curves: note that paint too.
             alerts = len(self.monitor.engine.alerts)
@@ -56,5 +64,14 @@ async def painted(app, records: int = 0, alerts: int = 0) -> float:
     while True:
         for when, r, a in app.painted:
             if r >= records and a >= alerts:
+                return when
+        await asyncio.sleep(0.001)
+
+
+async def values_shown(app, records: int) -> float:
+    """Wait for the first legend/status refresh that shows that many records."""
+    while True:
+        for when, r in app.values_painted:
+            if r >= records:
                 return when
         await asyncio.sleep(0.001)

@@ -4,9 +4,11 @@ and from an alerting record to the alert being visible.
 The real `lossmon watch` app runs headless (Textual's run_test) in this
 process; a record is appended with RunFileWriter, and the clock stops when
 the app's model holds it ("in model") and when the first screen refresh
-after the app handled the new data has been painted ("on screen", taken
-with call_after_refresh from a DataChanged handler added by a subclass; the
-app's own handler runs too, as Textual calls handlers along the MRO). Measured
+after the app handled the new data has been painted, taken with
+call_after_refresh from a subclass: "values on screen" is the refresh of
+the legends' latest values and the status line's step, done for every
+record; "curves on screen" the plot redraw, which is paced while records
+stream (at most one per 20x its own cost). Measured
 with inotify events and in polling mode. The baseline, in the same run, is
 the bare file-event wake-up: FileWatcher.wait() returning after an append.
 Usage: python benchmarks/latency.py [--samples N]
@@ -26,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_dir, emit, machine, median, records  # noqa: E402
-from _timed_app import painted, timed_app_class  # noqa: E402
+from _timed_app import painted, timed_app_class, values_shown  # noqa: E402
 from lossmon.read import FileWatcher  # noqa: E402
 from lossmon.record import RunFileWriter  # noqa: E402
 
@@ -75,7 +77,7 @@ async def app_latency(directory: Path, samples: int, polling: bool) -> dict:
     for record in start:
         writer.write({**record, "run": "lat"})
     app = WatchApp([path], polling_only=polling, poll_interval=2.0)
-    shown, in_model, alert_shown = [], [], []
+    shown, values, in_model, alert_shown = [], [], [], []
     step = 200
     async with app.run_test(size=(120, 40)) as pilot:
         while app.monitor.records < len(start):
@@ -90,6 +92,7 @@ async def app_latency(directory: Path, samples: int, polling: bool) -> dict:
             while app.monitor.records == before:
                 await asyncio.sleep(0.001)
             in_model.append(time.perf_counter() - t0)
+            values.append(await values_shown(app, records=before + 1) - t0)
             shown.append(await painted(app, records=before + 1) - t0)
         for i in range(max(3, samples // 3)):
             await asyncio.sleep(random.uniform(0.05, 0.15))
@@ -108,8 +111,10 @@ async def app_latency(directory: Path, samples: int, polling: bool) -> dict:
     return {
         "mode": mode,
         "in_model_median_ms": round(median(in_model) * 1000, 1),
-        "on_screen_median_ms": round(median(shown) * 1000, 1),
-        "on_screen_max_ms": round(max(shown) * 1000, 1),
+        "values_on_screen_median_ms": round(median(values) * 1000, 1),
+        "values_on_screen_max_ms": round(max(values) * 1000, 1),
+        "curves_on_screen_median_ms": round(median(shown) * 1000, 1),
+        "curves_on_screen_max_ms": round(max(shown) * 1000, 1),
         "alert_visible_median_ms": round(median(alert_shown) * 1000, 1),
         "samples": len(shown),
         "alert_samples": len(alert_shown),

@@ -247,3 +247,25 @@ async def test_data_keeps_arriving_while_the_help_screen_is_open(tmp_path):
         await wait_for(pilot, lambda: app.monitor.records == 11)
         await pilot.pause(0.2)
         assert "step 32" in str(app.status_line.render())
+
+
+async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
+    """While records stream, plot redraws are paced; the legend's latest
+    value and the step counter are not."""
+    path = write(tmp_path / "run.jsonl", healthy_start())
+    app = WatchApp([path], poll_interval=0.5)
+    app.clock = lambda: 1005.0
+    async with app.run_test(size=(100, 30)) as pilot:
+        loss_plot = app.query_one("#loss-plot", MetricPlot)
+        await wait_for(pilot, lambda: app.monitor.records == 34)
+        await pilot.pause(0.2)
+        app._draw_cost = 10.0  # as if a draw were very costly: the next one waits MAX_DRAW_GAP
+        app._last_draw = time.monotonic()
+        draws = loss_plot.draws
+        write(path, [batch(31, 0.1234, accuracy=0.875)])
+        legend = app.query_one("#loss-panel .plot-legend")
+        await wait_for(pilot, lambda: "0.1234" in str(legend.render()), timeout=1.0)
+        assert "0.875" in str(app.query_one("#accuracy-panel .plot-legend").render())
+        assert "step 31" in str(app.query_one("#status").render())
+        assert loss_plot.draws == draws  # the plot itself has not been redrawn yet
+        await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=4.0)  # but it follows

@@ -73,3 +73,25 @@ def test_smoothing_ranges_and_ticks():
     assert short_labels(["bad", "good"]) == {"bad": "bad", "good": "good"}
     epochs = curves.step_to_epoch(np.array([5, 10, 15, 25]), [10, 20], 10)
     assert list(epochs) == [0.5, 1.0, 1.5, 2.5]
+
+
+def test_latest_values_are_short_and_spell_non_finite_values():
+    assert [curves.format_value(v) for v in (0.123456, 12.04, 0.0, 1234567.0, 0.000123)] == [
+        "0.1235", "12.04", "0", "1.23e+06", "0.000123",
+    ]
+    assert [curves.format_value(v) for v in (math.nan, math.inf, -math.inf)] == ["NaN", "inf", "-inf"]
+
+
+def test_vectorised_smoothing_matches_step_by_step_smoothing():
+    rng = np.random.default_rng(3)
+    values = rng.normal(1.0, 0.3, 3000)
+    values[[10, 700]] = [math.nan, math.inf]
+    for weight in (0.6, 0.95, 0.999):
+        fast = curves.ema(values, weight)
+        last, count, slow = 0.0, 0, values.copy()
+        for i, value in enumerate(values):
+            if math.isfinite(value):
+                last = last * weight + (1 - weight) * value
+                count += 1
+                slow[i] = last / (1 - weight**count)
+        assert np.allclose(fast, slow, rtol=1e-12, equal_nan=True)

@@ -164,6 +164,7 @@ class WatchApp(App[None]):
         self._data_posted.clear()
         if message.alerts:
             self.refresh_alerts()  # alerts are the point: never wait for the curves
+        self.refresh_values()  # the latest numbers too: one line per panel, cheap
         if self._draw_timer is not None:
             return  # a draw is already due; it will show these records too
         gap = min(MAX_DRAW_GAP, max(MIN_DRAW_GAP, DRAW_COST_FACTOR * self._draw_cost))
@@ -197,6 +198,16 @@ class WatchApp(App[None]):
                     plot_panel.show_runs(runs, self.store.clocks, self.view, self.no_color)
         self.refresh_alerts()
         self._refresh_title()
+
+    def refresh_values(self) -> None:
+        """Step counter and each curve's latest value, without a plot redraw."""
+        if not hasattr(self, "alert_panel"):  # not mounted yet
+            return
+        with self.monitor.lock:
+            for plot_panel in self.plot_panels:
+                if plot_panel.display:
+                    plot_panel.show_values()
+        self.refresh_status()
 
     def refresh_alerts(self) -> None:
         """The alert panel, the bell and --on-alert, and the status line:

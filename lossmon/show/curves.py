@@ -18,18 +18,42 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
 
     The running average starts at zero and is divided by (1 - weight**n), so
     the first points are not dragged towards zero. Non-finite values are
-    passed through and do not poison the average.
+    passed through and do not poison the average. Computed in closed form
+    over chunks (a redraw smooths thousands of points per curve).
     """
     out = np.array(values, dtype=np.float64, copy=True)
     if weight <= 0 or not len(out):
         return out
-    last, count = 0.0, 0
-    for i, value in enumerate(out):
-        if not math.isfinite(value):
-            continue
+    finite = np.flatnonzero(np.isfinite(out))
+    points = out[finite]
+    if not len(points):
+        return out
+    if weight >= 1 or np.abs(points).max() > 1e150:  # closed form would overflow: step by step
+        out[finite] = _ema_loop(points, weight)
+        return out
+    # last_k = w^(j+1) carry + (1-w) w^j sum_i<=j f_i w^-i within a chunk;
+    # chunks short enough that w^-j stays far from overflow.
+    chunk = int(min(1024, max(1, 150 / -math.log10(weight))))
+    powers = weight ** np.arange(chunk, dtype=np.float64)
+    smoothed = np.empty_like(points)
+    carry = 0.0
+    for start in range(0, len(points), chunk):
+        part = points[start : start + chunk]
+        w = powers[: len(part)]
+        running = weight * w * carry + (1.0 - weight) * w * np.cumsum(part / w)
+        smoothed[start : start + len(part)] = running
+        carry = float(running[-1])
+    count = np.arange(1, len(points) + 1, dtype=np.float64)
+    out[finite] = smoothed / (1.0 - weight**count)
+    return out
+
+
+def _ema_loop(points: np.ndarray, weight: float) -> np.ndarray:
+    out = np.empty_like(points)
+    last = 0.0
+    for i, value in enumerate(points.tolist()):
         last = last * weight + (1.0 - weight) * value
-        count += 1
-        out[i] = last / (1.0 - weight**count)
+        out[i] = last / (1.0 - weight ** (i + 1)) if weight < 1 else math.nan
     return out
 
 
@@ -102,6 +126,18 @@ def format_tick(value: float) -> str:
     else:
         text = f"{value:.4g}"
     return "0" if text in ("-0", "-0.0") else text
+
+
+def format_value(value: float) -> str:
+    """A metric's latest value for a legend: 4 significant digits, NaN and
+    inf spelled as the run file spells them."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:.4g}"
 
 
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:

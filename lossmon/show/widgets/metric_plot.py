@@ -84,6 +84,7 @@ class MetricPlot(PlotextPlot):
         self.lines: list[Line] = []
         self.legend = Text()
         self.notes = Text()
+        self.keys: list[tuple[str, Color, str, Series]] = []  # label, colour, marker, series of each curve
         self.y_range: tuple[float, float] | None = None
         self.off_scale = 0
         self.empty = True
@@ -153,7 +154,7 @@ class MetricPlot(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         self.lines = []
-        self.legend = Text(no_wrap=True, overflow="ellipsis")
+        self.keys = []
         self.notes = Text(no_wrap=True, overflow="ellipsis")
         self.off_scale = 0
         self.y_range = None
@@ -176,10 +177,7 @@ class MetricPlot(PlotextPlot):
         names = short_labels([run.id for run in runs])
         for c in curves_:
             label = printable(c.line.name if not many else f"{names[c.line.run]}:{c.line.name}", 40)
-            if self.legend:
-                self.legend.append("  ")
-            self.legend.append("━ " if c.marker == "braille" else "• ", style=rich_color(c.color))
-            self.legend.append(label)
+            self.keys.append((label, c.color, c.marker, c.line.series))
             bad = ~np.isfinite(c.raw) & ~np.isneginf(c.raw) if self.log_scale(view) else ~np.isfinite(c.raw)
             if bad.any():
                 at = int(np.argmax(bad))
@@ -206,10 +204,10 @@ class MetricPlot(PlotextPlot):
             # mark raw points beyond the range at the edge they were clipped to
             xs, ys = curves.crop(c.xs, c.raw, window)
             out_hi, out_lo = xs[ys > hi], xs[np.isfinite(ys) & (ys < lo)]
-            if len(out_hi):
-                plt.scatter(out_hi.tolist(), [hi] * len(out_hi), marker="▲", color=ALERT_COLOR)
-            if len(out_lo):
-                plt.scatter(out_lo.tolist(), [lo] * len(out_lo), marker="▼", color=ALERT_COLOR)
+            for out, edge, marker in ((out_hi, hi, "▲"), (out_lo, lo, "▼")):
+                if len(out):
+                    shown = _one_per_column(out, x_lo, x_hi, buckets * 2)  # a cell shows one marker anyway
+                    plt.scatter(shown.tolist(), [edge] * len(shown), marker=marker, color=ALERT_COLOR)
             self.off_scale += len(out_hi) + len(out_lo)
 
         if y_range is not None:
@@ -226,8 +224,24 @@ class MetricPlot(PlotextPlot):
             self.notes.append(f"non-finite from step {first_bad[1]}", style="bold red")
         if self.off_scale:
             self.notes.append(("  " if self.notes else "") + f"{self.off_scale} off-scale ▲▼", style="red")
+        self.legend = self.legend_text()
         if not self.lines:
             self.legend.append("(filtered out)" if view.filter else "(no data yet)", style="dim")
+
+    def legend_text(self) -> Text:
+        """Each curve's key and its latest value: the value changes with every
+        record, so the app refreshes this line at once, ahead of the paced
+        redraw of the plot itself."""
+        legend = Text(no_wrap=True, overflow="ellipsis")
+        for label, color, marker, series in self.keys:
+            if legend:
+                legend.append("  ")
+            legend.append("━ " if marker == "braille" else "• ", style=rich_color(color))
+            legend.append(label)
+            last = series.last()
+            if last is not None:
+                legend.append(f" {curves.format_value(last[1])}", style="bold")
+        return legend
 
     def _boundaries(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, x_lo: float, x_hi: float) -> None:
         """Epoch boundaries on per-step curves, faint, unless too dense to help."""
@@ -276,6 +290,15 @@ class MetricPlot(PlotextPlot):
         plt.xticks(xticks, [_x_label(t, view.x_axis) for t in xticks])
 
 
+def _one_per_column(xs: np.ndarray, x_lo: float, x_hi: float, columns: int) -> np.ndarray:
+    """The first of `xs` in each of `columns` equal slices of [x_lo, x_hi]."""
+    if x_hi <= x_lo:
+        return xs[:1]
+    slots = np.floor((xs - x_lo) / (x_hi - x_lo) * columns)
+    _, first = np.unique(slots, return_index=True)
+    return xs[np.sort(first)]
+
+
 def _single_run_colors(lines: list[Line]) -> dict[str, Color]:
     """Training cyan, its validation twin orange, anything else its own colour."""
     names = {line.name for line in lines}
@@ -322,15 +345,24 @@ class PlotPanel(Vertical):
         return bool(self.plot.lines_for(runs, view))
 
     def show_runs(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool = False) -> None:
-        if not self.plot.show_runs(runs, clocks, view, no_color):
-            return
+        if self.plot.show_runs(runs, clocks, view, no_color):
+            self._log = self.plot.log_scale(view)
+            self.show_values(fresh=True)
+
+    def show_values(self, fresh: bool = False) -> None:
+        """The title line with each curve's latest value: cheap, so it is
+        updated for every new record while the plot redraws are paced."""
+        plot = self.plot
+        legend = plot.legend if fresh else plot.legend_text() if plot.keys else plot.legend
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(self.panel.title, style="bold")
-        if self.plot.log_scale(view):
+        if getattr(self, "_log", False):
             header.append(" (log)", style="bold")
         header.append("  ")
-        header.append_text(self.plot.legend)
-        if self.plot.notes:
+        header.append_text(legend)
+        if plot.notes:
             header.append("  ")
-            header.append_text(self.plot.notes)
-        self.query_one(".plot-legend", Static).update(header)
+            header.append_text(plot.notes)
+        if header.plain != getattr(self, "_shown", None):
+            self._shown = header.plain
+            self.query_one(".plot-legend", Static).update(header)
