@@ -25,6 +25,7 @@ def timed_app_class():
             self.painted: list[tuple[float, int, int]] = []  # (when, records, alerts)
             self.values_painted: list[tuple[float, int]] = []  # (when, records) of the legend/status refresh
             self.redraws: list[float] = []  # seconds from a DataChanged to its paint
+            self.draw_costs: list[float] = []  # seconds from the start of a draw to its paint
 
         def on_data_changed(self, message: DataChanged) -> None:
             self._changed_at = time.perf_counter()
@@ -35,12 +36,14 @@ def timed_app_class():
             # time the draw that actually puts the data on screen.
             records, alerts = self.monitor.records, len(self.monitor.engine.alerts)
             started = getattr(self, "_changed_at", time.perf_counter())
+            drawing = time.perf_counter()
             super()._draw_new_data()
 
             def done() -> None:
                 now = time.perf_counter()
                 self.painted.append((now, records, alerts))
                 self.redraws.append(now - started)
+                self.draw_costs.append(now - drawing)
 
             self.call_after_refresh(done)
 

@@ -51,8 +51,7 @@ def read_model(path: Path) -> float:
     tailer, store = Tailer(path), RunStore()
     while True:
         batch = tailer.poll()
-        for record in batch.records:
-            store.add(record)
+        store.add_items(batch.items)
         if not batch.more:
             return time.perf_counter() - start
 

@@ -8,7 +8,10 @@ after the app handled the new data has been painted, taken with
 call_after_refresh from a subclass: "values on screen" is the refresh of
 the legends' latest values and the status line's step, done for every
 record; "curves on screen" the plot redraw, which is paced while records
-stream (at most one per 20x its own cost). Measured
+stream (at most one per 40x its own cost). Records are appended one at a
+time, 0.6-1 s apart (a run taking about a second per step), and again 50-150
+ms apart ("streaming": the app then refreshes the values at most twice a
+second and the curves as above). Measured
 with inotify events and in polling mode. The baseline, in the same run, is
 the bare file-event wake-up: FileWatcher.wait() returning after an append.
 Usage: python benchmarks/latency.py [--samples N]
@@ -67,7 +70,7 @@ def wakeup_baseline(directory: Path, samples: int) -> float:
     return median(delays)
 
 
-async def app_latency(directory: Path, samples: int, polling: bool) -> dict:
+async def app_latency(directory: Path, samples: int, polling: bool, spacing: tuple[float, float]) -> dict:
     WatchApp = timed_app_class()
 
     path = directory / f"live-{'poll' if polling else 'events'}.jsonl"
@@ -84,7 +87,7 @@ async def app_latency(directory: Path, samples: int, polling: bool) -> dict:
             await asyncio.sleep(0.01)
         await pilot.pause()
         for i in range(samples):
-            await asyncio.sleep(random.uniform(0.05, 0.15))
+            await asyncio.sleep(random.uniform(*spacing))
             step += 1
             before = app.monitor.records
             t0 = time.perf_counter()
@@ -110,6 +113,7 @@ async def app_latency(directory: Path, samples: int, polling: bool) -> dict:
     writer.close()
     return {
         "mode": mode,
+        "spacing_s": list(spacing),
         "in_model_median_ms": round(median(in_model) * 1000, 1),
         "values_on_screen_median_ms": round(median(values) * 1000, 1),
         "values_on_screen_max_ms": round(max(values) * 1000, 1),
@@ -123,16 +127,20 @@ async def app_latency(directory: Path, samples: int, polling: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--samples", type=int, default=20)
     args = parser.parse_args()
     directory = bench_dir() / "latency"
     directory.mkdir(exist_ok=True)
     baseline = wakeup_baseline(directory, args.samples)
-    events = asyncio.run(app_latency(directory, args.samples, polling=False))
-    polling = asyncio.run(app_latency(directory, args.samples, polling=True))
+    single = (0.6, 1.0)  # one record at a time, as from a run taking about a second per step
+    stream = (0.05, 0.15)  # about 10 records a second: the app paces its screen updates
+    events = asyncio.run(app_latency(directory, args.samples, polling=False, spacing=single))
+    streaming = asyncio.run(app_latency(directory, args.samples, polling=False, spacing=stream))
+    polling = asyncio.run(app_latency(directory, args.samples, polling=True, spacing=single))
     emit({
         "benchmark": "latency",
         "inotify": events,
+        "inotify_streaming": streaming,
         "polling": polling,
         "baseline_event_wakeup_median_ms": round(baseline * 1000, 2),
         "target_inotify_ms": 100,

@@ -46,7 +46,8 @@ class Update:
     """What one poll changed."""
 
     records: int = 0
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # opened, changed or resolved
+    news: int = 0  # how many of them opened or resolved (the rest only changed)
     notices: list[str] = field(default_factory=list)
     more: bool = False  # unread bytes remain: poll again soon
 
@@ -93,6 +94,7 @@ class Monitor:
             items = self.engine.split(batch.items)
             self.store.add_items(items)
             update.alerts.extend(self.engine.feed_items(items))
+            update.news += len(getattr(self.engine, "news", ()))
             self.records += batch.count
             for notice in batch.notices:
                 self.notices.append(f"{source.path.name}: {notice}")

@@ -268,4 +268,4 @@ async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
         assert "0.875" in str(app.query_one("#accuracy-panel .plot-legend").render())
         assert "step 31" in str(app.query_one("#status").render())
         assert loss_plot.draws == draws  # the plot itself has not been redrawn yet
-        await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=4.0)  # but it follows
+        await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=7.0)  # but it follows

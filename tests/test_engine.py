@@ -157,3 +157,16 @@ def test_forget_drops_a_runs_state_and_the_alert_list_is_capped():
         feed(engine, [2.0], run=f"r{i}")
     assert len(engine.alerts) == engine_module.MAX_ALERTS
     assert engine.alerts[-1].run == f"r{engine_module.MAX_ALERTS + 4}"
+
+
+def test_news_are_the_alerts_a_feed_opened_or_resolved():
+    """The app draws opened and resolved alerts at once, updates later: an
+    alert that opens and updates within one read is still news."""
+    engine = Engine({"above": Above})
+    records = [to_record(batch(step, loss)) for step, loss in enumerate([0.5, 2.0, 3.0, 4.0], start=1)]
+    (alert,) = engine.feed_many(records)
+    assert engine.news == [alert] and alert.last_step == 4
+    engine.feed(to_record(batch(5, 5.0)))
+    assert engine.news == []  # only an update
+    engine.feed(to_record(batch(6, 0.5)))
+    assert engine.news == [alert] and not alert.active

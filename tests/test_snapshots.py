@@ -12,6 +12,11 @@ from records import batch, end, epoch, header, write
 from test_app import wait_for
 
 
+def settled(app) -> bool:
+    """No paced redraw or value refresh is still to come."""
+    return app._draw_timer is None and app._values_timer is None
+
+
 def fixed_run(path):
     """A run that learns for 3 epochs, then the learning rate blows it up."""
     rng = np.random.default_rng(7)
@@ -39,7 +44,7 @@ def test_watch_layout(snap_compare, tmp_path, size):
     app.clock = lambda: 1000.0 + 120 * 0.1 + 5  # five seconds after the last record
 
     async def loaded(pilot):
-        await wait_for(pilot, lambda: app.monitor.records == count)
+        await wait_for(pilot, lambda: app.monitor.records == count and settled(app))
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=loaded)
@@ -54,7 +59,7 @@ def test_two_runs_overlaid(snap_compare, tmp_path):
     app.clock = lambda: 2005.0
 
     async def loaded(pilot):
-        await wait_for(pilot, lambda: len(app.store.runs) == 2 and app.monitor.records == 2 * (1 + 60 + 6 + 1))
+        await wait_for(pilot, lambda: len(app.store.runs) == 2 and app.monitor.records == 2 * (1 + 60 + 6 + 1) and settled(app))
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(160, 48), run_before=loaded)

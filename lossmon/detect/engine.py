@@ -36,6 +36,7 @@ class Engine:
         self._per_run: dict[str, list[Detector]] = {}
         self._broken: set[str] = set()
         self._last_batch_step: dict[str, int] = {}  # per run: blocks need increasing steps
+        self.news: list[Alert] = []  # alerts the latest feed opened or resolved
         self._causes = frozenset(cause for cls in self.classes.values() for cause in cls.defers_to)
 
     def feed(self, record: Record) -> list[Alert]:
@@ -56,6 +57,7 @@ class Engine:
     def feed_items(self, items: Sequence[Record | BatchBlock]) -> list[Alert]:
         """`feed_many` for records already split (by `split`, once, in order)."""
         changed: dict[int, Alert] = {}
+        self.news = []
         for item in items:
             if isinstance(item, BatchBlock):
                 self._feed_block(item, changed)
@@ -153,6 +155,7 @@ class Engine:
             alert.active = False
             alert.last_step = record.step
             del self._active[ident]
+            self.news.append(alert)
             return alert
         if alert is None:
             alert = Alert(
@@ -169,6 +172,7 @@ class Engine:
             )
             self._active[ident] = alert
             self.alerts.append(alert)
+            self.news.append(alert)
             if len(self.alerts) > MAX_ALERTS:  # keep the newest; active ones stay in _active
                 del self.alerts[: len(self.alerts) - MAX_ALERTS]
             return alert

@@ -45,10 +45,14 @@ MAX_RUNS_SHOWN = 6
 TICK_SECONDS = 1.0  # how often silent runs are judged (the stalled detector)
 # Redraws on new data: at once after a quiet spell (low latency), but while
 # records stream in, at most one per DRAW_COST_FACTOR times the cost of the
-# last draw (so drawing takes at most ~5% of a core), within these bounds.
-DRAW_COST_FACTOR = 20.0
+# last draw (so drawing takes ~2.5% of a core), within these bounds. The
+# legends' latest values and the status line follow every record, at most
+# once per VALUES_GAP; a new or resolved alert is painted at once.
+DRAW_COST_FACTOR = 40.0
 MIN_DRAW_GAP = 0.2
-MAX_DRAW_GAP = 2.0
+MAX_DRAW_GAP = 5.0
+VALUES_GAP = 0.5
+ALERT_FIRST = 0.05  # seconds a plot redraw waits behind a new alert's paint
 PANEL_MIN_HEIGHT = 9
 WIDE_PLOTS = 110  # plot area this wide or wider gets two columns of panels
 
@@ -91,6 +95,8 @@ class WatchApp(App[None]):
         self._last_draw = 0.0  # monotonic time of the last data-driven draw
         self._draw_cost = 0.0  # seconds the last one took, rendering included
         self._draw_timer: Timer | None = None
+        self._last_values = 0.0  # monotonic time of the last refresh of the latest values
+        self._values_timer: Timer | None = None
         self._status_shown: str | None = None
         self._stop = threading.Event()
         self._data_posted = threading.Event()  # a DataChanged is on its way to the UI
@@ -140,15 +146,16 @@ class WatchApp(App[None]):
                 update = self.monitor.poll()
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_SECONDS
-                    update.alerts.extend(feed_ticks(self.monitor, self.clock()))
+                    ticked = feed_ticks(self.monitor, self.clock())
+                    update.alerts.extend(ticked)
+                    update.news += sum(1 for a in ticked if a.step == a.last_step or not a.active)
                 if not update.more:
                     self._caught_up.set()  # before the message, so the UI sees it with the data
                 if (update.records or update.alerts or update.notices) and not self._data_posted.is_set():
                     # One message in flight is enough: the UI reads the model, not the message.
                     self._data_posted.set()
                     # Alerts that opened or resolved are drawn at once; updates of open ones can wait.
-                    news = sum(1 for a in update.alerts if a.step == a.last_step or not a.active)
-                    self.post_message(DataChanged(update.records, news))
+                    self.post_message(DataChanged(update.records, update.news))
                 if update.more:
                     continue
                 # One watcher wakes us directly; with several files, poll them in turn.
@@ -164,23 +171,43 @@ class WatchApp(App[None]):
         self._data_posted.clear()
         if message.alerts:
             self.refresh_alerts()  # alerts are the point: never wait for the curves
-        self.refresh_values()  # the latest numbers too: one line per panel, cheap
+        self._values_due()  # the latest numbers too: one line per panel, cheap
         if self._draw_timer is not None:
             return  # a draw is already due; it will show these records too
         gap = min(MAX_DRAW_GAP, max(MIN_DRAW_GAP, DRAW_COST_FACTOR * self._draw_cost))
         wait = self._last_draw + gap - time.monotonic()
+        if message.alerts:
+            wait = max(wait, ALERT_FIRST)  # let the alert's frame go out before the plots' costly one
         if wait <= 0:
             self._draw_new_data()
         else:
             self._draw_timer = self.set_timer(wait, self._draw_new_data)
+
+    def _values_due(self) -> None:
+        """Refresh the latest values now, or once VALUES_GAP has passed."""
+        if self._values_timer is not None:
+            return
+        wait = self._last_values + VALUES_GAP - time.monotonic()
+        if wait > 0:
+            self._values_timer = self.set_timer(wait, self._values_now)
+        else:
+            self._values_now()
+
+    def _values_now(self) -> None:
+        self._values_timer = None
+        self._last_values = time.monotonic()
+        self.refresh_values()
 
     def _draw_new_data(self) -> None:
         self._draw_timer = None
         start = time.perf_counter()
         self.refresh_views()
         self._last_draw = time.monotonic()
-        rendering = sum(p.render_seconds() for p in self.plot_panels if p.display)
-        self._draw_cost = time.perf_counter() - start + rendering
+
+        def painted() -> None:  # the cost is the whole of it: data, plotext and compositing
+            self._draw_cost = time.perf_counter() - start
+
+        self.call_after_refresh(painted)
 
     # -- drawing --------------------------------------------------------------
 
@@ -267,7 +294,7 @@ class WatchApp(App[None]):
         text.append(printable(names, room), style="dim")
         text.append("  ")
         text.append_text(modes)
-        self.title_bar.update(text)
+        self.title_bar.update(text, layout=False)  # one fixed line: no layout pass
 
     def refresh_status(self) -> None:
         if not hasattr(self, "status_line"):
@@ -287,7 +314,7 @@ class WatchApp(App[None]):
                                self.clock(), pinned=not self.view.following)
         if text.plain != self._status_shown:  # a second passing changes nothing most of the time
             self._status_shown = text.plain
-            self.status_line.update(text)
+            self.status_line.update(text, layout=False)  # one fixed line: no layout pass
 
     def _view_changed(self) -> None:
         self.view.changed()

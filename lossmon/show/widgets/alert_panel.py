@@ -134,7 +134,7 @@ class AlertPanel(Vertical):
         listing = self.query_one("#alerts-list", OptionList)
         listing.clear_options()
         listing.add_options(Option(alert_title(alert, with_run)) for alert in shown)
-        self.query_one("#alerts-title", Static).update(self._title(alerts))
+        self.query_one("#alerts-title", Static).update(self._title(alerts), layout=False)
         if shown:
             keep = next((i for i, a in enumerate(shown) if a is self._chosen), None)
             index = keep if keep is not None else most_severe(shown)

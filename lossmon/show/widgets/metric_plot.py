@@ -7,12 +7,11 @@ and at step 10 million.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from rich.text import Text
-from textual.app import ComposeResult, RenderResult
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
@@ -89,15 +88,7 @@ class MetricPlot(PlotextPlot):
         self.off_scale = 0
         self.empty = True
         self.draws = 0  # how often the data was rebuilt; stays put while nothing changes
-        self.render_seconds = 0.0  # what plotext took to draw the last frame
         self._drawn: tuple | None = None
-
-    def render(self) -> RenderResult:
-        start = time.perf_counter()
-        try:
-            return super().render()
-        finally:
-            self.render_seconds = time.perf_counter() - start
 
     def log_scale(self, view: ViewState) -> bool:
         """Panels whose values span decades (gradient norms) start in log
@@ -338,9 +329,6 @@ class PlotPanel(Vertical):
         yield Static(Text(self.panel.title, style="bold"), classes="plot-legend")
         yield self.plot
 
-    def render_seconds(self) -> float:
-        return self.plot.render_seconds
-
     def has_data(self, runs: list[Run], view: ViewState) -> bool:
         return bool(self.plot.lines_for(runs, view))
 
@@ -365,4 +353,4 @@ class PlotPanel(Vertical):
             header.append_text(plot.notes)
         if header.plain != getattr(self, "_shown", None):
             self._shown = header.plain
-            self.query_one(".plot-legend", Static).update(header)
+            self.query_one(".plot-legend", Static).update(header, layout=False)  # one line: no layout pass
