@@ -55,7 +55,11 @@ def main() -> None:
     directory.mkdir(exist_ok=True)
     results = {}
     for n in (100, args.records):
-        source = write_run(bench_dir() / f"cold-{n}.jsonl", n)
+        # Epoch records in both runs, so both show the same panels (the
+        # learning-rate panel comes from them): only the length differs.
+        per_epoch = 50 if n < 1000 else 1000
+        name = f"cold-{n}.jsonl" if per_epoch == 1000 else f"redraw-{n}-{per_epoch}.jsonl"  # shares cold_open's file
+        source = write_run(bench_dir() / name, n, steps_per_epoch=per_epoch)
         path = directory / f"run-{n}.jsonl"  # a copy, since records are appended to it
         path.write_bytes(source.read_bytes())
         results[n] = asyncio.run(redraw_times(path, n + 10, args.samples))

@@ -1,9 +1,12 @@
 """Blocks change the speed of detection, never its result.
 
 The engine hands runs of batch records to the detectors as column blocks
-(lossmon/block.py). Whatever the block boundaries, the alert list must be
-exactly the one that feeding the same records one at a time gives: same
-detectors, steps, severities, states, messages and evidence.
+(lossmon/block.py); the detectors that read batch records judge long blocks
+with numpy and single records (and short blocks) in plain Python. Whatever
+the block boundaries, the alert list must be exactly the one that feeding
+the same records one at a time gives: same detectors, steps, severities,
+states, messages and evidence. So these tests hold the two implementations
+of each detector to each other.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ SEGMENTS = ("decay", "flat", "spike", "nan", "nan_acc", "diverge", "zigzag", "ga
 def stream(seed: int, segments: list[str]) -> list:
     """A run (sometimes two) built from segments that trouble the detectors."""
     rng = random.Random(seed)
-    out = [header("a", lr=rng.choice([0.001, 0.1, 1.0]), steps=20), header("b", steps=20)]
+    per_epoch = rng.choice([20, 100, 400])  # long epochs: long blocks, the column path
+    out = [header("a", lr=rng.choice([0.001, 0.1, 1.0]), steps=per_epoch), header("b", steps=per_epoch)]
     step, loss, t = 0, 0.7, 1000.0
     for kind in segments:
-        for _ in range(rng.randint(3, 40)):
+        for _ in range(rng.randint(3, 80)):
             step += 1
             t += 0.1
             values = {}
@@ -42,13 +46,14 @@ def stream(seed: int, segments: list[str]) -> list:
             elif kind == "diverge":
                 loss *= 1.3
             elif kind in ("zigzag", "nan_acc"):
-                values["loss"] = loss * (5 if step % 2 else 0.2)
+                swing = rng.choice([1.6, 1.75, 1.9, 5.0])  # around oscillation's 3x (= 1.73 squared) and far above
+                values["loss"] = loss * (swing if step % 2 else 1 / swing)
             elif kind == "gap":
                 t += rng.choice([0.0, 30.0])
             elif kind == "resume" and rng.random() < 0.3:
                 step = max(1, step - rng.randint(1, 10))
             accuracy = math.nan if kind == "nan_acc" else 0.5
-            record = batch(step, values.get("loss", loss * (1 + rng.gauss(0, 0.05))), "a", 20, accuracy=accuracy)
+            record = batch(step, values.get("loss", loss * (1 + rng.gauss(0, 0.05))), "a", per_epoch, accuracy=accuracy)
             record["time"] = t
             if kind == "odd_keys" and rng.random() < 0.5:
                 record["logs"] = record["step_logs"] = {"loss": record["logs"]["loss"]}
@@ -56,9 +61,9 @@ def stream(seed: int, segments: list[str]) -> list:
                 del record["time"]
             out.append(record)
             if kind == "other_run" and rng.random() < 0.5:
-                out.append(batch(step, loss, "b", 20))
-            if step % 20 == 0:
-                out.append(epoch(step // 20 - 1, loss, loss * 1.1, "a", 20))
+                out.append(batch(step, loss, "b", per_epoch))
+            if step % per_epoch == 0:
+                out.append(epoch(step // per_epoch - 1, loss, loss * 1.1, "a", per_epoch))
     if rng.random() < 0.5:
         out.append(end(step, "a"))
     records = [decode(encode(r)) for r in out]

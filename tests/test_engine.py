@@ -170,3 +170,24 @@ def test_news_are_the_alerts_a_feed_opened_or_resolved():
     assert engine.news == []  # only an update
     engine.feed(to_record(batch(6, 0.5)))
     assert engine.news == [alert] and not alert.active
+
+
+class Nonsense(Detector):
+    """A plugin with bugs: rows outside its block, objects that are not verdicts."""
+
+    id = "nonsense"
+
+    def observe(self, record):
+        return ["not a verdict"]
+
+    def observe_block(self, block):
+        return [(len(block) + 5, Clear())]
+
+
+def test_a_detector_answering_nonsense_is_switched_off_and_the_rest_go_on():
+    engine = Engine({"nonsense": Nonsense, "above": Above})
+    records = [to_record(batch(step, loss)) for step, loss in enumerate([0.5, 2.0, 3.0], start=1)]
+    with pytest.warns(UserWarning, match="nonsense"):
+        engine.feed_many(records)
+    assert [a.detector for a in engine.alerts] == ["above"]
+    engine.feed(to_record({"kind": "epoch", "run": "r1", "step": 3, "epoch": 0, "logs": {"loss": 9.0}}))

@@ -9,6 +9,7 @@ cause has an active alert on the same run.
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -101,12 +102,21 @@ class Engine:
             self._take(block.record(row), detector, verdict, changed)
 
     def _call(self, detector: Detector, method: Callable[[Any], Any], arg: Any) -> list[Any]:
-        """A detector's verdicts; a detector that raises is switched off, so
-        one faulty detector never silences the rest."""
+        """A detector's verdicts (for a block, (row, verdict) pairs, rows
+        checked); a detector that raises or answers nonsense is switched off,
+        so one faulty detector never silences the rest."""
         if detector.id in self._broken:
             return []
         try:
-            return list(method(arg) or ())
+            verdicts = list(method(arg) or ())
+            if isinstance(arg, BatchBlock):
+                verdicts = [(operator.index(row), verdict) for row, verdict in verdicts]
+                bad = [(r, v) for r, v in verdicts if not 0 <= r < len(arg) or not isinstance(v, (Finding, Clear))]
+            else:
+                bad = [v for v in verdicts if not isinstance(v, (Finding, Clear))]
+            if bad:
+                raise ValueError(f"not a verdict for this input: {bad[0]!r}")
+            return verdicts
         except Exception as exc:
             self._broken.add(detector.id)
             warnings.warn(f"detector {detector.id!r} failed and was switched off: {exc!r}", stacklevel=3)

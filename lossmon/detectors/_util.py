@@ -95,6 +95,16 @@ def last_index(mask: np.ndarray) -> np.ndarray:
 
 OPEN, ON, CLEAR = "open", "on", "clear"
 
+# Blocks shorter than this go row by row: numpy's cost per call (tens of
+# microseconds over a detector's dozen calls) is more than a few rows of
+# plain Python, and live reads bring a record or two at a time.
+SMALL_BLOCK = 16
+
+
+def rows_one_by_one(block: Any, row_verdicts: Any) -> list[tuple[int, Any]]:
+    """A block's verdicts from a detector's per-record logic, row by row."""
+    return [(row, verdict) for row in range(len(block)) for verdict in row_verdicts(block.record(row))]
+
 
 def hysteresis(
     fire: np.ndarray, hold: np.ndarray, window: int, active: bool, calm: int, stop: np.ndarray | None = None

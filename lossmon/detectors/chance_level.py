@@ -13,7 +13,17 @@ import numpy as np
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
-from lossmon.detectors._util import TRAINING_CAUSES, Order, RunInfo, epoch_label, finite, fmt, median
+from lossmon.detectors._util import (
+    SMALL_BLOCK,
+    TRAINING_CAUSES,
+    Order,
+    RunInfo,
+    epoch_label,
+    finite,
+    fmt,
+    median,
+    rows_one_by_one,
+)
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
 
 
@@ -51,9 +61,13 @@ class ChanceLevel(Detector):
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
+        if record.kind not in (BATCH, EPOCH) or not self.order.is_new(record):
+            return []
         if record.kind == BATCH:
-            return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
-        if record.kind != EPOCH or not self.order.is_new(record):
+            loss = finite(record.values.get("loss"))
+            if loss is not None and len(self._early) < self.warmup:
+                self._early.append(loss)
+                self._start = median(self._early)
             return []
         chance = self.info.chance_loss()
         train = finite(record.values.get("loss"))
@@ -82,6 +96,8 @@ class ChanceLevel(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Batch records only give the start: the median of the first losses."""
+        if len(block) < SMALL_BLOCK:
+            return rows_one_by_one(block, self.observe)
         first = self.order.fresh_rows(block.steps)
         loss = block.column("loss")
         if loss is not None and len(self._early) < self.warmup:

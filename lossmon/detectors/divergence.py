@@ -18,6 +18,7 @@ from lossmon.detectors._util import (
     CLEAR,
     EMA,
     OPEN,
+    SMALL_BLOCK,
     Order,
     RunInfo,
     epoch_label,
@@ -29,6 +30,7 @@ from lossmon.detectors._util import (
     last_index,
     median,
     row_medians,
+    rows_one_by_one,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -113,17 +115,27 @@ class Divergence(Detector):
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
-        if record.kind == BATCH:
-            return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
-        if record.kind != EPOCH or not self.order.is_new(record) or self._source == "batch":
+        if record.kind not in (BATCH, EPOCH) or not self.order.is_new(record):
+            return []
+        if record.kind == EPOCH and self._source == "batch":
             return []
         loss = finite(record.values.get(self.monitor))
         if loss is None:
             return []
-        self._source = "epoch"
-        return self._feed(loss, record)
+        verdicts: list[Verdict] = []
+        if record.kind == EPOCH:
+            self._source = "epoch"
+        elif self._source != "batch":
+            # Per-step values beat epoch means: start over with them.
+            verdicts = self._clear()
+            self._source = "batch"
+            self._reset()
+        return verdicts + self._feed(loss, record)
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
+        """`observe` over many rows as column arithmetic (long blocks)."""
+        if len(block) < SMALL_BLOCK:
+            return rows_one_by_one(block, self.observe)
         first = self.order.fresh_rows(block.steps)
         loss = block.column(self.monitor)
         if loss is None:

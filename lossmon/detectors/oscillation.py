@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -18,13 +19,17 @@ from lossmon.block import BatchBlock
 from lossmon.detectors._util import (
     CLEAR,
     LOSS_CAUSES,
+    SMALL_BLOCK,
     Order,
     RunInfo,
     epoch_label,
     fmt,
+    finite,
     fmt_lr,
     hysteresis,
+    median,
     row_medians,
+    rows_one_by_one,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -64,11 +69,39 @@ class Oscillation(Detector):
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
-        if record.kind != BATCH:
+        if record.kind != BATCH or not self.order.is_new(record):
             return []
-        return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
+        loss = finite(record.values.get(self.monitor))
+        if loss is None or loss <= 0:
+            return []
+        self._logs.append(math.log(loss))
+        self._values.append(loss)
+        if len(self._logs) < self.window:
+            return []
+        logs = list(self._logs)
+        deltas = [b - a for a, b in zip(logs, logs[1:])]
+        swing = median([abs(d) for d in deltas])
+        turns = sum(1 for a, b in zip(deltas, deltas[1:]) if a * b < 0) / max(len(deltas) - 1, 1)
+        threshold = math.log(self.factor)
+        if swing >= threshold and turns >= self.alternation:
+            self._active, self._calm = True, 0
+        elif self._active and swing < threshold / 2:
+            # Calm for a whole window before clearing, so a run that keeps
+            # zig-zagging is one alert, not a string of them.
+            self._calm += 1
+            if self._calm >= self.window:
+                self._active, self._calm = False, 0
+                return [Clear()]
+        elif self._active:
+            self._calm = 0
+        if not self._active:
+            return []
+        return [self._finding(record, list(self._values), math.exp(swing), turns)]
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
+        """`observe` over many rows as column arithmetic (long blocks)."""
+        if len(block) < SMALL_BLOCK:
+            return rows_one_by_one(block, self.observe)
         first = self.order.fresh_rows(block.steps)
         loss = block.column(self.monitor)
         if loss is None:
@@ -78,7 +111,7 @@ class Oscillation(Detector):
         values = loss[rows]
         seen = len(self._values)
         all_values = np.concatenate((np.asarray(self._values), values))
-        logs = np.concatenate((np.asarray(self._logs), np.log(values)))
+        logs = np.concatenate((np.asarray(self._logs), [math.log(v) for v in values.tolist()]))  # as observe() takes them
         self._values.extend(values.tolist())
         self._logs.extend(logs[seen:].tolist())
         # Row k of the block is judged over the `window` values ending at it.
@@ -103,8 +136,8 @@ class Oscillation(Detector):
         events, self._active, self._calm = hysteresis(fire, fire | ~calm, self.window, self._active, self._calm)
         return [(int(rows[k]), Clear()) if what == CLEAR else finding(k) for k, what in events]
 
-    def _finding(self, record: Record, window: np.ndarray, swing: float, turns: float) -> Finding:
-        values = sorted(window.tolist())
+    def _finding(self, record: Record, window: Sequence[float], swing: float, turns: float) -> Finding:
+        values = sorted(float(v) for v in window)
         low, high = values[len(values) // 10], values[-1 - len(values) // 10]
         message = (
             f"{self.monitor} oscillating at step {record.step} (epoch {epoch_label(record.epoch)}): "

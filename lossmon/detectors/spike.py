@@ -14,7 +14,19 @@ import numpy as np
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
-from lossmon.detectors._util import LOSS_CAUSES, Order, epoch_label, fmt, fmt_times, median, row_medians, windows
+from lossmon.detectors._util import (
+    LOSS_CAUSES,
+    SMALL_BLOCK,
+    Order,
+    epoch_label,
+    finite,
+    fmt,
+    fmt_times,
+    median,
+    row_medians,
+    rows_one_by_one,
+    windows,
+)
 from lossmon.format import BATCH, Record, json_safe
 
 
@@ -50,13 +62,30 @@ class Spike(Detector):
         self._last_spike_step: int | None = None
 
     def observe(self, record: Record) -> list[Verdict]:
-        if record.kind != BATCH:
+        if record.kind != BATCH or not self.order.is_new(record):
             return []
-        return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
+        loss = finite(record.values.get(self.monitor))
+        if loss is None:
+            return []
+        if len(self._recent) == self.window:
+            if self._start is None:
+                self._start = median(self._recent)
+            ref, mad = self._reference(np.asarray(self._recent))
+            if ref > 0 and loss >= self.ratio * ref and loss - ref >= self.mads * mad and loss > self._start:
+                # The spike stays out of the reference: one bad batch must
+                # not make the next one look normal.
+                return [self._spike(record, loss, ref)]
+        self._recent.append(loss)
+        if self._last_spike_step is not None and record.step - self._last_spike_step > self.hold:
+            self._last_spike_step = None
+            return [Clear()]
+        return []
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Judges the rows in slices against the window before each; a spike
         stays out of the window, so after one the next slice starts behind it."""
+        if len(block) < SMALL_BLOCK:
+            return rows_one_by_one(block, self.observe)
         first = self.order.fresh_rows(block.steps)
         loss = block.column(self.monitor)
         if loss is None:
@@ -82,18 +111,20 @@ class Spike(Detector):
                 pos, size = stop, min(size * 2, 4096)
                 continue
             at = int(rows[pos + spike])
-            record = block.record(at)
-            batch = record.data.get("batch") if isinstance(record.data, dict) else None
             ref = self._reference(np.asarray(self._recent))[0]
-            self._spikes.append(
-                {"step": record.step, "epoch": record.epoch, "batch": batch if isinstance(batch, int) else None,
-                 "loss": float(values[pos + spike]), "median": ref}
-            )
-            del self._spikes[:-20]
-            self._last_spike_step = record.step
-            verdicts.append((at, self._finding(record)))
+            verdicts.append((at, self._spike(block.record(at), float(values[pos + spike]), ref)))
             pos, size = pos + spike + 1, 64  # spikes come in clusters: look ahead a little first
         return verdicts
+
+    def _spike(self, record: Record, loss: float, ref: float) -> Finding:
+        batch = record.data.get("batch") if isinstance(record.data, dict) else None
+        self._spikes.append(
+            {"step": record.step, "epoch": record.epoch, "batch": batch if isinstance(batch, int) else None,
+             "loss": loss, "median": ref}
+        )
+        del self._spikes[:-20]
+        self._last_spike_step = record.step
+        return self._finding(record)
 
     def _reference(self, recent: np.ndarray) -> tuple[float, float]:
         """The median of the window (never under 1% of the start: per-step

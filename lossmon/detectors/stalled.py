@@ -18,7 +18,7 @@ import numpy as np
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
-from lossmon.detectors._util import epoch_label, finite, median
+from lossmon.detectors._util import SMALL_BLOCK, epoch_label, finite, median, rows_one_by_one
 from lossmon.format import BATCH, END, EPOCH, HEADER, Record, json_safe
 
 TICK = "tick"
@@ -83,8 +83,6 @@ class Stalled(Detector):
         self._active = False
 
     def observe(self, record: Record) -> list[Verdict]:
-        if record.kind == BATCH:
-            return [verdict for _, verdict in self.observe_block(BatchBlock.single(record))]
         if record.kind == TICK:
             return self._judge(record)
         if record.kind == END:
@@ -114,6 +112,8 @@ class Stalled(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """The rhythm of many batch records at once: their time gaps."""
+        if len(block) < SMALL_BLOCK:
+            return rows_one_by_one(block, self.observe)
         times = block.times
         rows = np.flatnonzero(np.isfinite(times))
         if not len(rows):
