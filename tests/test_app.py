@@ -269,3 +269,17 @@ async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
         assert "step 31" in str(app.query_one("#status").render())
         assert loss_plot.draws == draws  # the plot itself has not been redrawn yet
         await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=7.0)  # but it follows
+
+
+async def test_an_alert_that_keeps_updating_updates_its_line_in_the_list(tmp_path):
+    path = write(tmp_path / "run.jsonl", healthy_start() + [batch(i, 0.5 * 1.5 ** (i - 30)) for i in range(31, 45)])
+    app = WatchApp([path], poll_interval=0.5)
+    app.clock = lambda: 1005.0
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(AlertPanel)
+        await wait_for(pilot, lambda: any(a.detector == "divergence" for a in panel.alerts))
+        listing = app.query_one("#alerts-list")
+        count = listing.option_count
+        write(path, [batch(i, 0.5 * 1.5 ** 14 + i) for i in range(45, 50)])
+        await wait_for(pilot, lambda: "step 49" in str(listing.get_option_at_index(0).prompt), timeout=5)
+        assert listing.option_count == count  # the same alerts: lines replaced, not added

@@ -106,6 +106,7 @@ class AlertPanel(Vertical):
         self.muted: set[str] = set()
         self._shown: list[tuple] = []
         self._chosen: Alert | None = None  # what the user moved to, kept across updates
+        self._details_lines = -1  # height of the details text last shown
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Alerts", style="bold"), id="alerts-title")
@@ -124,6 +125,7 @@ class AlertPanel(Vertical):
         state = [(id(a), a.severity, a.active, a.message, a.last_step) for a in alerts] + [many_runs]
         if state == self._shown and not force:
             return
+        same_alerts = not force and [i[0] for i in state[:-1]] == [i[0] for i in self._shown[:-1]]
         self._shown = state
         self._all = alerts
         shown = [a for a in reversed(alerts) if a.detector not in self.muted]
@@ -132,8 +134,16 @@ class AlertPanel(Vertical):
             self._many_runs = many_runs
         with_run = self._many_runs or len({alert.run for alert in alerts}) > 1
         listing = self.query_one("#alerts-list", OptionList)
-        listing.clear_options()
-        listing.add_options(Option(alert_title(alert, with_run)) for alert in shown)
+        titles = [alert_title(alert, with_run) for alert in shown]
+        if same_alerts and listing.option_count == len(titles):
+            # The same alerts, some updated (an active alert's evidence moves
+            # with every record): replace those lines, not the whole list.
+            for index, title in enumerate(titles):
+                if listing.get_option_at_index(index).prompt != title:
+                    listing.replace_option_prompt_at_index(index, title)
+        else:
+            listing.clear_options()
+            listing.add_options(Option(title) for title in titles)
         self.query_one("#alerts-title", Static).update(self._title(alerts), layout=False)
         if shown:
             keep = next((i for i, a in enumerate(shown) if a is self._chosen), None)
@@ -143,6 +153,7 @@ class AlertPanel(Vertical):
         else:
             text = "All alerts muted (M unmutes)." if alerts else "No alerts yet."
             self.query_one("#alert-details", Static).update(Text(text, style="dim"))
+            self._details_lines = -1
 
     def _title(self, alerts: list[Alert]) -> Text:
         counts: dict[Severity, int] = {}
@@ -183,4 +194,11 @@ class AlertPanel(Vertical):
 
     def _show_details(self, index: int) -> None:
         if 0 <= index < len(self.alerts):
-            self.query_one("#alert-details", Static).update(alert_details(self.alerts[index]))
+            details = self.query_one("#alert-details", Static)
+            text = alert_details(self.alerts[index])
+            # The pane is as tall as its text: a layout pass (costly, the whole
+            # screen) only when the text's height changes, not on every update.
+            width = details.content_region.width
+            lines = len(text.wrap(self.app.console, width)) if width > 0 else -1
+            details.update(text, layout=lines != self._details_lines or lines < 0)
+            self._details_lines = lines

@@ -197,7 +197,7 @@ class MetricPlot(PlotextPlot):
             out_hi, out_lo = xs[ys > hi], xs[np.isfinite(ys) & (ys < lo)]
             for out, edge, marker in ((out_hi, hi, "▲"), (out_lo, lo, "▼")):
                 if len(out):
-                    shown = _one_per_column(out, x_lo, x_hi, buckets * 2)  # a cell shows one marker anyway
+                    shown = _one_per_column(out, x_lo, x_hi, buckets)  # one per two cells; the legend counts all
                     plt.scatter(shown.tolist(), [edge] * len(shown), marker=marker, color=ALERT_COLOR)
             self.off_scale += len(out_hi) + len(out_lo)
 
