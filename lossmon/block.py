@@ -53,11 +53,6 @@ class BatchBlock:
     def of_records(cls, run: str, records: Sequence[Record]) -> BatchBlock:
         return cls(run, records, [r.values for r in records])
 
-    @classmethod
-    def single(cls, record: Record) -> BatchBlock:
-        """A block of one record: how a detector's observe() reuses its block logic."""
-        return cls(record.run, [record], [record.values])
-
     def __len__(self) -> int:
         return len(self.rows)
 
