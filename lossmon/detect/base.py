@@ -80,7 +80,10 @@ class Detector:
 
         The engine hands batch records over in blocks (see lossmon/block.py).
         This default feeds them to `observe` one by one; a detector that
-        reads batch records overrides it with column arithmetic. An override
+        reads batch records overrides it with column arithmetic, and the
+        engine still uses this default for short blocks (fewer than
+        `engine.SMALL_BLOCK` rows), so `observe` must handle batch records
+        too and give the same verdicts. An override
         may leave out the Findings in the middle of a condition that holds
         over many rows, but must give one on the first row of the block
         where it holds, where it starts, and on the last row where it holds

@@ -95,15 +95,19 @@ def last_index(mask: np.ndarray) -> np.ndarray:
 
 OPEN, ON, CLEAR = "open", "on", "clear"
 
-# Blocks shorter than this go row by row: numpy's cost per call (tens of
-# microseconds over a detector's dozen calls) is more than a few rows of
-# plain Python, and live reads bring a record or two at a time.
-SMALL_BLOCK = 16
-
-
-def rows_one_by_one(block: Any, row_verdicts: Any) -> list[tuple[int, Any]]:
-    """A block's verdicts from a detector's per-record logic, row by row."""
-    return [(row, verdict) for row in range(len(block)) for verdict in row_verdicts(block.record(row))]
+def fresh_finite(block: Any, order: Order, name: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of a block that `order` has not seen, whose `name` is finite
+    (and above zero when `positive`), and those values; None when the block
+    has no `name`. What every batch-reading detector starts a block with."""
+    first = order.fresh_rows(block.steps)
+    column = block.column(name)
+    if column is None:
+        return None
+    part = column[first:]
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(part) & (part > 0) if positive else np.isfinite(part)
+    rows = np.flatnonzero(keep) + first
+    return rows, column[rows]
 
 
 def hysteresis(

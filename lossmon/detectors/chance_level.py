@@ -9,20 +9,17 @@ inputs, inputs that carry no signal, or a model that cannot learn.
 
 from __future__ import annotations
 
-import numpy as np
-
-from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
-    SMALL_BLOCK,
     TRAINING_CAUSES,
     Order,
     RunInfo,
     epoch_label,
     finite,
     fmt,
+    fresh_finite,
     median,
-    rows_one_by_one,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
 
@@ -96,13 +93,9 @@ class ChanceLevel(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Batch records only give the start: the median of the first losses."""
-        if len(block) < SMALL_BLOCK:
-            return rows_one_by_one(block, self.observe)
-        first = self.order.fresh_rows(block.steps)
-        loss = block.column("loss")
-        if loss is not None and len(self._early) < self.warmup:
-            fresh = loss[first:]
-            self._early += fresh[np.isfinite(fresh)][: self.warmup - len(self._early)].tolist()
+        found = fresh_finite(block, self.order, "loss")
+        if found is not None and len(self._early) < self.warmup:
+            self._early += found[1][: self.warmup - len(self._early)].tolist()
             if self._early:
                 self._start = median(self._early)
         return []

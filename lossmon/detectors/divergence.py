@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
     CLEAR,
     EMA,
     OPEN,
-    SMALL_BLOCK,
     Order,
     RunInfo,
     epoch_label,
@@ -26,11 +25,11 @@ from lossmon.detectors._util import (
     fmt,
     fmt_lr,
     fmt_times,
+    fresh_finite,
     hysteresis,
     last_index,
     median,
     row_medians,
-    rows_one_by_one,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -134,15 +133,10 @@ class Divergence(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """`observe` over many rows as column arithmetic (long blocks)."""
-        if len(block) < SMALL_BLOCK:
-            return rows_one_by_one(block, self.observe)
-        first = self.order.fresh_rows(block.steps)
-        loss = block.column(self.monitor)
-        if loss is None:
+        found = fresh_finite(block, self.order, self.monitor)
+        if found is None or not len(found[0]):
             return []
-        rows = np.flatnonzero(np.isfinite(loss[first:])) + first
-        if not len(rows):
-            return []
+        rows, losses = found
         verdicts: list[tuple[int, Verdict]] = []
         if self._source != "batch":
             # Per-step values beat epoch means: start over with them.
@@ -152,10 +146,10 @@ class Divergence(Detector):
         k = 0
         while k < len(rows) and (self._n < self.warmup or len(self._recent) < self.window):
             row = int(rows[k])  # warm-up, and filling the median window: one by one
-            verdicts += [(row, v) for v in self._feed(float(loss[row]), block.record(row))]
+            verdicts += [(row, v) for v in self._feed(float(losses[k]), block.record(row))]
             k += 1
         if k < len(rows):
-            verdicts += self._feed_block(block, rows[k:], loss[rows[k:]])
+            verdicts += self._feed_block(block, rows[k:], losses[k:])
         return verdicts
 
     # ------------------------------------------------------------ smoothing

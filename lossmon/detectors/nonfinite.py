@@ -12,17 +12,15 @@ from typing import Iterable
 
 import numpy as np
 
-from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
-    SMALL_BLOCK,
     RunInfo,
     epoch_label,
     finite,
     fmt,
     fmt_lr,
     last_index,
-    rows_one_by_one,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_number, json_safe
 
@@ -73,8 +71,6 @@ class NonFinite(Detector):
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Bad rows come in episodes: a Finding where each starts and where it
         ends (or the block ends), a Clear at the first good row after it."""
-        if len(block) < SMALL_BLOCK:
-            return rows_one_by_one(block, self.observe)
         if not block.names:
             return []
         names = sorted(block.names - self.ignore)

@@ -14,22 +14,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
     CLEAR,
     LOSS_CAUSES,
-    SMALL_BLOCK,
     Order,
     RunInfo,
     epoch_label,
-    fmt,
     finite,
+    fmt,
     fmt_lr,
+    fresh_finite,
     hysteresis,
     median,
     row_medians,
-    rows_one_by_one,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -100,15 +99,10 @@ class Oscillation(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """`observe` over many rows as column arithmetic (long blocks)."""
-        if len(block) < SMALL_BLOCK:
-            return rows_one_by_one(block, self.observe)
-        first = self.order.fresh_rows(block.steps)
-        loss = block.column(self.monitor)
-        if loss is None:
+        found = fresh_finite(block, self.order, self.monitor, positive=True)
+        if found is None:
             return []
-        with np.errstate(all="ignore"):
-            rows = np.flatnonzero(np.isfinite(loss[first:]) & (loss[first:] > 0)) + first
-        values = loss[rows]
+        rows, values = found
         seen = len(self._values)
         all_values = np.concatenate((np.asarray(self._values), values))
         logs = np.concatenate((np.asarray(self._logs), [math.log(v) for v in values.tolist()]))  # as observe() takes them

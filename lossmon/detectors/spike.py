@@ -12,19 +12,18 @@ from collections import deque
 
 import numpy as np
 
-from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
     LOSS_CAUSES,
-    SMALL_BLOCK,
     Order,
     epoch_label,
     finite,
     fmt,
     fmt_times,
+    fresh_finite,
     median,
     row_medians,
-    rows_one_by_one,
     windows,
 )
 from lossmon.format import BATCH, Record, json_safe
@@ -84,14 +83,10 @@ class Spike(Detector):
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Judges the rows in slices against the window before each; a spike
         stays out of the window, so after one the next slice starts behind it."""
-        if len(block) < SMALL_BLOCK:
-            return rows_one_by_one(block, self.observe)
-        first = self.order.fresh_rows(block.steps)
-        loss = block.column(self.monitor)
-        if loss is None:
+        found = fresh_finite(block, self.order, self.monitor)
+        if found is None:
             return []
-        rows = np.flatnonzero(np.isfinite(loss[first:])) + first
-        values = loss[rows]
+        rows, values = found
         verdicts: list[tuple[int, Verdict]] = []
         pos, size = 0, 4096
         while pos < len(rows):

@@ -16,9 +16,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.block import BatchBlock
-from lossmon.detectors._util import SMALL_BLOCK, epoch_label, finite, median, rows_one_by_one
+from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
+from lossmon.detectors._util import epoch_label, finite, median
 from lossmon.format import BATCH, END, EPOCH, HEADER, Record, json_safe
 
 TICK = "tick"
@@ -112,8 +112,6 @@ class Stalled(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """The rhythm of many batch records at once: their time gaps."""
-        if len(block) < SMALL_BLOCK:
-            return rows_one_by_one(block, self.observe)
         times = block.times
         rows = np.flatnonzero(np.isfinite(times))
         if not len(rows):
