@@ -49,9 +49,10 @@ _STRICT = msgspec.json.Decoder(_line_type(float))
 _LOOSE = msgspec.json.Decoder(_line_type(Union[float, str]))
 
 
-def decode(data: bytes, count: int) -> list[Any] | None:
+def decode(data: bytes, count: int) -> tuple[list[Any], bool] | None:
     """The `count` lines in `data` (each ending in a newline) as typed rows,
-    or None when the slice must take the line-by-line path."""
+    and whether their logs are all floats, or None when the slice must
+    take the line-by-line path."""
     for decoder, strict in ((_STRICT, True), (_LOOSE, False)):
         try:
             rows = decoder.decode_lines(data)
@@ -61,11 +62,11 @@ def decode(data: bytes, count: int) -> list[Any] | None:
             return None
         if len(rows) != count:  # blank lines are skipped: positions no longer match
             return None
-        return [rows, strict]
+        return rows, strict
     return None
 
 
-def take(decoded: list[Any], lines: list[bytes], items: list[Any], slow: Callable[[bytes], None]) -> None:
+def take(decoded: tuple[list[Any], bool], lines: list[bytes], items: list[Any], slow: Callable[[bytes], None]) -> None:
     """Append the decoded lines to `items` in order: runs of valid batch rows
     of one run, with the same value names and increasing steps, as blocks;
     every other line through `slow` (which appends what it makes of it)."""

@@ -324,6 +324,8 @@ class PlotPanel(Vertical):
         super().__init__(id=f"{panel.key}-panel", classes="plot-panel")
         self.panel = panel
         self.plot = MetricPlot(panel, id=f"{panel.key}-plot")
+        self._log = False  # the last draw was in log scale
+        self._shown: str | None = None  # the title line on screen
 
     def compose(self) -> ComposeResult:
         yield Static(Text(self.panel.title, style="bold"), classes="plot-legend")
@@ -335,22 +337,22 @@ class PlotPanel(Vertical):
     def show_runs(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool = False) -> None:
         if self.plot.show_runs(runs, clocks, view, no_color):
             self._log = self.plot.log_scale(view)
-            self.show_values(fresh=True)
+            self.show_values()
 
-    def show_values(self, fresh: bool = False) -> None:
+    def show_values(self) -> None:
         """The title line with each curve's latest value: cheap, so it is
         updated for every new record while the plot redraws are paced."""
         plot = self.plot
-        legend = plot.legend if fresh else plot.legend_text() if plot.keys else plot.legend
+        legend = plot.legend_text() if plot.keys else plot.legend  # no curves: "(no data yet)"
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(self.panel.title, style="bold")
-        if getattr(self, "_log", False):
+        if self._log:
             header.append(" (log)", style="bold")
         header.append("  ")
         header.append_text(legend)
         if plot.notes:
             header.append("  ")
             header.append_text(plot.notes)
-        if header.plain != getattr(self, "_shown", None):
+        if header.plain != self._shown:
             self._shown = header.plain
             self.query_one(".plot-legend", Static).update(header, layout=False)  # one line: no layout pass
