@@ -34,22 +34,29 @@ def records(n: int, steps_per_epoch: int = 1000, seed: int = 0, diverge_at: int 
     in n); the loss decays with noise, and climbs from `diverge_at` on."""
     rng = random.Random(seed)
     yield header(steps_per_epoch, math.ceil(n / steps_per_epoch))
-    t = 1.8e9
     for step in range(1, n + 1):
-        epoch, batch = divmod(step - 1, steps_per_epoch)
-        loss = 0.7 * math.exp(-step / 50000) + 0.05 + rng.gauss(0, 0.01)
-        if diverge_at is not None and step >= diverge_at:
-            loss *= 1.05 ** min(step - diverge_at, 400)
-        acc = 1 - loss / 1.4
-        t += 0.01
-        yield {"kind": "batch", "run": RUN, "step": step, "epoch": epoch, "batch": batch, "time": round(t, 3),
-               "logs": {"loss": round(loss, 6), "accuracy": round(acc, 6)},
-               "step_logs": {"loss": round(loss, 6), "accuracy": round(acc, 6)}}
-        if batch == steps_per_epoch - 1:
+        record = batch_record(step, steps_per_epoch, rng, diverge_at)
+        yield record
+        loss, acc, t, epoch = record["logs"]["loss"], record["logs"]["accuracy"], record["time"], record["epoch"]
+        if record["batch"] == steps_per_epoch - 1:
             yield {"kind": "epoch", "run": RUN, "step": step, "epoch": epoch, "time": round(t, 3),
                    "logs": {"loss": round(loss, 6), "accuracy": round(acc, 6),
                             "val_loss": round(loss * 1.1, 6), "val_accuracy": round(acc * 0.98, 6)},
                    "lr": 0.001}
+
+
+def batch_record(step: int, steps_per_epoch: int = 1000, rng: random.Random | None = None,
+                 diverge_at: int | None = None) -> dict[str, Any]:
+    """The batch record of `step` in a synthetic run: a loss that decays with
+    noise (and climbs from `diverge_at` on), 0.01 s per step."""
+    epoch, batch = divmod(step - 1, steps_per_epoch)
+    loss = 0.7 * math.exp(-step / 50000) + 0.05 + (rng or random).gauss(0, 0.01)
+    if diverge_at is not None and step >= diverge_at:
+        loss *= 1.05 ** min(step - diverge_at, 400)
+    acc = 1 - loss / 1.4
+    logs = {"loss": round(loss, 6), "accuracy": round(acc, 6)}
+    return {"kind": "batch", "run": RUN, "step": step, "epoch": epoch, "batch": batch,
+            "time": round(1.8e9 + 0.01 * step, 3), "logs": logs, "step_logs": dict(logs)}
 
 
 def write_run(path: Path, n: int, **kwargs: Any) -> Path:

@@ -1,9 +1,10 @@
 """Redraw cost is independent of run length: 100 vs 1,000,000 records.
 
 The real app runs headless at 160x48 with a run of each length loaded; then
-single records are appended, and each redraw they cause is timed from its
-start to the paint of the refresh that follows (see _timed_app.py; the app
-paces redraws while records stream, which is not part of their cost).
+single records continuing each run's own curve are appended, and each
+redraw they cause is timed from its start to the paint of the refresh that
+follows (see _timed_app.py; the app paces redraws while records stream,
+which is not part of their cost).
 The short run is the baseline. Target: the long run's median within 1.5x.
 Usage: python benchmarks/redraw.py [--records N] [--samples K]
 """
@@ -12,20 +13,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RUN, bench_dir, emit, machine, median, write_run  # noqa: E402
+from _common import batch_record, bench_dir, emit, machine, median, write_run  # noqa: E402
 from _timed_app import timed_app_class  # noqa: E402
 from lossmon.record import RunFileWriter  # noqa: E402
 
 
-async def redraw_times(path: Path, first_step: int, samples: int) -> list[float]:
+async def redraw_times(path: Path, first_step: int, samples: int, steps_per_epoch: int) -> list[float]:
     app = timed_app_class()([path], poll_interval=0.5)
     lines = sum(1 for _ in open(path, "rb"))
     writer = RunFileWriter(path)
+    rng = random.Random(1)
     async with app.run_test(size=(160, 48)) as pilot:
         while app.monitor.records < lines:
             await asyncio.sleep(0.01)
@@ -34,9 +37,7 @@ async def redraw_times(path: Path, first_step: int, samples: int) -> list[float]
         for i in range(samples):
             step = first_step + i
             before = len(app.draw_costs)
-            writer.write({"kind": "batch", "run": RUN, "step": step, "epoch": step // 1000, "batch": step % 1000,
-                          "time": 1.9e9 + i, "logs": {"loss": 0.2, "accuracy": 0.9},
-                          "step_logs": {"loss": 0.2, "accuracy": 0.9}})
+            writer.write(batch_record(step, steps_per_epoch, rng))  # the run going on as it was
             while len(app.draw_costs) == before:
                 await asyncio.sleep(0.002)
             await asyncio.sleep(0.05)
@@ -62,7 +63,7 @@ def main() -> None:
         source = write_run(bench_dir() / name, n, steps_per_epoch=per_epoch)
         path = directory / f"run-{n}.jsonl"  # a copy, since records are appended to it
         path.write_bytes(source.read_bytes())
-        results[n] = asyncio.run(redraw_times(path, n + 10, args.samples))
+        results[n] = asyncio.run(redraw_times(path, n + 1, args.samples, per_epoch))
         path.unlink()
     short, long = median(results[100]), median(results[args.records])
     emit({

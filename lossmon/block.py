@@ -30,17 +30,19 @@ class BatchBlock:
 
     `rows` are Records, or the reader's decoded lines with `to_record` to
     make a Record of one when a detector needs it (a Finding's row): most
-    rows of a long run never become objects of their own.
+    rows of a long run never become objects of their own. The reader's
+    typed path hands over the columns themselves (`of_columns`); then each
+    row's values dict is only made if someone asks for it.
     """
 
-    __slots__ = ("_columns", "_epochs", "_records", "_steps", "_times", "names", "rows", "run", "to_record", "values")
+    __slots__ = ("_columns", "_epochs", "_records", "_steps", "_times", "_values", "names", "rows", "run", "to_record")
 
     def __init__(
         self, run: str, rows: Sequence[Any], values: Sequence[dict[str, float]], to_record: RowToRecord | None = None
     ) -> None:
         self.run = run
         self.rows = rows
-        self.values = values  # each row's values, all with the same names
+        self._values: Sequence[dict[str, float]] | None = values  # each row's values, all with the same names
         self.to_record = to_record
         self.names = frozenset(values[0]) if values else frozenset()
         self._columns: dict[str, np.ndarray] = {}
@@ -53,13 +55,46 @@ class BatchBlock:
     def of_records(cls, run: str, records: Sequence[Record]) -> BatchBlock:
         return cls(run, records, [r.values for r in records])
 
+    @classmethod
+    def of_columns(
+        cls,
+        run: str,
+        rows: Sequence[Any],
+        steps: np.ndarray,
+        epochs: np.ndarray,
+        times: np.ndarray,
+        columns: dict[str, np.ndarray],
+        to_record: RowToRecord,
+    ) -> BatchBlock:
+        """A block whose columns are already built: `epochs` -1 and `times`
+        NaN where a row has none, one float column per value name."""
+        block = cls(run, rows, (), to_record)
+        block._values = None
+        block.names = frozenset(columns)
+        block._columns = columns
+        block._steps, block._epochs, block._times = steps, epochs, times
+        return block
+
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def values(self) -> Sequence[dict[str, float]]:
+        """Each row's values by name."""
+        if self._values is None:
+            names = list(self._columns)
+            lists = [self._columns[name].tolist() for name in names]
+            self._values = [dict(zip(names, row)) for row in zip(*lists)] if names else [{} for _ in self.rows]
+        return self._values
 
     def record(self, row: int) -> Record:
         if self.to_record is None:
             return self.rows[row]
-        return self.to_record(self.rows[row], self.values[row])
+        if self._values is None:
+            values = {name: float(column[row]) for name, column in self._columns.items()}
+        else:
+            values = self._values[row]
+        return self.to_record(self.rows[row], values)
 
     @property
     def records(self) -> list[Record]:
@@ -70,7 +105,9 @@ class BatchBlock:
 
     def slice(self, start: int, stop: int) -> BatchBlock:
         """Rows start..stop-1 as a block of their own, sharing built columns."""
-        part = BatchBlock(self.run, self.rows[start:stop], self.values[start:stop], self.to_record)
+        part = BatchBlock(self.run, self.rows[start:stop], (), self.to_record)
+        part.names = self.names
+        part._values = None if self._values is None else self._values[start:stop]
         part._columns = {name: column[start:stop] for name, column in self._columns.items()}
         for attr in ("_steps", "_epochs", "_times"):
             built = getattr(self, attr)

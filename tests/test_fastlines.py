@@ -79,20 +79,28 @@ def test_bulk_and_line_by_line_reading_agree(tmp_path_factory, lines, poll_bytes
     """Whole or in slices that cut lines anywhere: the same records."""
     path = tmp_path_factory.mktemp("fast") / "run.jsonl"
     path.write_bytes(b"".join(line + b"\n" for line in lines))
+    records, malformed, count, _ = read_in_polls(path, poll_bytes)
+    assert_same_as_line_by_line(lines, records, malformed)
+    assert count == len(records)
+
+
+def read_in_polls(path, poll_bytes: int) -> tuple[list, int, int, Tailer]:
+    """Records, malformed lines and the item count of reading `path` to its end."""
     tailer = Tailer(path, max_bytes_per_poll=poll_bytes)
-    records, malformed_seen, count = [], 0, 0
+    records, malformed, count = [], 0, 0
     while True:
         batch = tailer.poll()
         records += batch.records
-        malformed_seen += batch.malformed
+        malformed += batch.malformed
         count += batch.count
         if not batch.more:
-            break
+            return records, malformed, count, tailer
+
+
+def assert_same_as_line_by_line(lines: list[bytes], records: list, malformed: int) -> None:
     expected = [record for record in (decode(line) for line in lines if line.strip()) if record is not None]
-    malformed = sum(1 for line in lines if line.strip() and decode(line) is None)
     assert as_tuples(records) == as_tuples(expected)
-    assert malformed_seen == malformed
-    assert count == len(expected)
+    assert malformed == sum(1 for line in lines if line.strip() and decode(line) is None)
 
 
 def test_a_clean_slice_of_batch_lines_becomes_blocks(tmp_path):
@@ -112,3 +120,74 @@ def test_a_clean_slice_of_batch_lines_becomes_blocks(tmp_path):
     first = batch.items[0]
     assert first.steps.tolist() == list(range(1, 51)) and first.column("loss")[1] == 0.5
     assert first.record(1).data["batch"] == 1
+
+
+@st.composite
+def typed_batch_line(draw) -> bytes:
+    """Mostly what a long run holds (the same names in logs and step_logs,
+    floats), with the odd line the typed decoder must refuse or cut at."""
+    loss, acc = draw(st.floats(0, 10)), draw(st.floats(0, 1))
+    record = {
+        "kind": "batch",
+        "run": draw(st.sampled_from(["a"] * 8 + ["b"])),
+        "step": draw(st.one_of(st.integers(0, 500), st.integers(0, 500), st.sampled_from([-1, 2**63 - 1, 2**63]))),
+        "epoch": draw(st.one_of(st.integers(0, 9), st.integers(0, 9), st.none(), st.sampled_from([-3, 2**53 + 1, 2**62]))),
+        "batch": draw(st.integers(0, 99)),
+        "time": draw(st.one_of(st.floats(1000, 2000), st.integers(1000, 2000), st.none())),
+        "logs": {"loss": loss, "accuracy": acc},
+        "step_logs": {"loss": loss, "accuracy": acc},
+    }
+    twist = draw(st.sampled_from([None] * 12 + ["extra", "missing", "nan", "no_step_logs", "no_time"]))
+    if twist == "extra":
+        record["step_logs"]["mae"] = 0.5
+    elif twist == "missing":
+        del record["logs"]["accuracy"]
+    elif twist == "nan":
+        record["step_logs"]["loss"] = "NaN"
+    elif twist == "no_step_logs":
+        del record["step_logs"]
+    elif twist == "no_time":
+        del record["time"]
+    return orjson.dumps(record)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@given(
+    lines=st.lists(st.one_of(*[typed_batch_line()] * 6, other_lines), min_size=4 * MIN_LINES, max_size=300),
+    poll_bytes=st.integers(4000, 12000),
+)
+def test_the_typed_decoder_reads_what_the_line_by_line_path_reads(tmp_path_factory, lines, poll_bytes):
+    """Once a file's value names are learnt, later slices go through the
+    decoder typed for them: the records are still exactly the same."""
+    clean = orjson.dumps({"kind": "batch", "run": "a", "step": 0, "logs": {"loss": 1.0, "accuracy": 0.5},
+                          "step_logs": {"loss": 1.0, "accuracy": 0.5}})
+    lines = [clean] * (poll_bytes // len(clean) + 2) + lines  # the first slice teaches the names
+    path = tmp_path_factory.mktemp("typed") / "run.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    records, malformed, _, tailer = read_in_polls(path, poll_bytes)
+    assert_same_as_line_by_line(lines, records, malformed)
+    assert tailer._typed is not None and tailer._typed.names == ("loss", "accuracy")
+
+
+def test_the_typed_decoder_is_used_and_keeps_each_rows_logs(tmp_path):
+    lines = [
+        orjson.dumps({"kind": "batch", "run": "a", "step": s, "epoch": s // 100, "batch": s % 100, "time": 1000.0 + s,
+                      "logs": {"loss": 2.0 / s, "accuracy": 0.5}, "step_logs": {"loss": 1.0 / s, "accuracy": 0.5}})
+        for s in range(1, 401)
+    ]
+    lines.insert(200, b'{"kind":"epoch","run":"a","step":200,"epoch":1,"logs":{"loss":0.02}}')
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    tailer = Tailer(path, max_bytes_per_poll=len(b"\n".join(lines[:100])))
+    first = tailer.poll()
+    assert tailer._typed is not None  # learnt from the first slice
+    second = tailer.poll()
+    blocks = [item for item in second.items if isinstance(item, BatchBlock)]
+    assert blocks and all(block._values is None for block in blocks)  # columns straight from the typed rows
+    block = blocks[-1]
+    row = len(block) - 1
+    record = block.record(row)
+    step = int(block.steps[row])
+    assert record.step == step and record.values == {"loss": 1.0 / step, "accuracy": 0.5}
+    assert record.data["logs"] == {"loss": 2.0 / step, "accuracy": 0.5} and record.data["batch"] == step % 100
+    assert block.values[row] == record.values and first.count + second.count < len(lines)

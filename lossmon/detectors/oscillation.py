@@ -105,7 +105,7 @@ class Oscillation(Detector):
         rows, values = found
         seen = len(self._values)
         all_values = np.concatenate((np.asarray(self._values), values))
-        logs = np.concatenate((np.asarray(self._logs), [math.log(v) for v in values.tolist()]))  # as observe() takes them
+        logs = np.concatenate((np.asarray(self._logs), np.fromiter(map(math.log, values.tolist()), np.float64, len(values))))  # as observe() takes them
         self._values.extend(values.tolist())
         self._logs.extend(logs[seen:].tolist())
         # Row k of the block is judged over the `window` values ending at it.

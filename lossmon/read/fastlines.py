@@ -5,6 +5,13 @@ Python, and a long run has millions of batch lines. msgspec decodes a whole
 slice of JSON lines into typed objects in one call, and the batch rows among
 them go straight into column blocks (lossmon/block.py) without a Record each.
 
+Two decoders, fastest first. Once the reader has seen which value names a
+file's batch records carry, a `Typed` decoder built for exactly those names
+checks every batch line in C (kind, run, step range, the same names in
+`logs` and `step_logs`, all floats) and the batch columns come out with one
+pass per field (`take_typed`). Failing that (a new metric, a "NaN" string),
+the general decoder reads `logs` as dicts and `take` groups rows in Python.
+
 This path only has to be right about well-formed lines. Any surprise in a
 slice (a value of an unexpected type, bare NaN, bad UTF-8, a blank line, a
 line that is not an object) sends the whole slice back to the line-by-line
@@ -15,15 +22,19 @@ on its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Optional, Union
+import functools
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Annotated, Any, Optional, Union
 
 import msgspec
+import numpy as np
 
 from lossmon.block import BatchBlock
-from lossmon.format import MAX_STEP, BATCH, Record, to_float
+from lossmon.format import BATCH, KINDS, MAX_STEP, Record, to_float
 
 MIN_LINES = 32  # below this, one call saves nothing over the line-by-line path
+MAX_TYPED_NAMES = 64  # more value names than this: the general decoder
 
 
 def _line_type(value: Any) -> type:
@@ -63,6 +74,116 @@ def decode(data: bytes, count: int) -> tuple[list[Any], bool] | None:
         if len(rows) != count:  # blank lines are skipped: positions no longer match
             return None
         return rows, strict
+    return None
+
+
+class Typed:
+    """A decoder for the lines of a file whose batch records all carry the
+    value names `names`, in `logs` and in `step_logs`, as floats.
+
+    Batch lines become `BatchLine` structs; other known kinds decode to
+    empty structs (their lines take the line-by-line path); anything else
+    fails validation and the slice goes to the general decoder.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        fields = [f"v{i}" for i in range(len(self.names))]  # any metric name, as a safe attribute
+        logs = msgspec.defstruct(
+            "Logs", [(f, float) for f in fields], rename=dict(zip(fields, self.names)), forbid_unknown_fields=True, gc=False
+        )
+        self.line = msgspec.defstruct(
+            "BatchLine",
+            [
+                ("run", str),
+                ("step", Annotated[int, msgspec.Meta(ge=0, le=MAX_STEP - 1)]),
+                ("logs", logs),
+                ("step_logs", logs),
+                ("epoch", Optional[Annotated[int, msgspec.Meta(ge=-(2**53), le=2**53)]], None),  # exact as a float
+                ("batch", Any, None),
+                ("time", Optional[float], None),
+            ],
+            tag_field="kind",
+            tag=BATCH,
+            gc=False,
+        )
+        others = [msgspec.defstruct(f"Other_{k}", [], tag_field="kind", tag=k, gc=False) for k in sorted(KINDS - {BATCH})]
+        self.decoder = msgspec.json.Decoder(Union[(self.line, *others)])  # type: ignore[valid-type]
+        self._getters = {name: attrgetter(f"step_logs.{f}") for name, f in zip(self.names, fields)}
+        self._fields = list(zip(self.names, fields))
+
+    def decode(self, data: bytes, count: int) -> list[Any] | None:
+        """The `count` lines in `data` as structs, or None if any line is not
+        a batch line of these names or another known kind."""
+        try:
+            rows = self.decoder.decode_lines(data)
+        except (msgspec.MsgspecError, ValueError, RecursionError):
+            return None
+        return rows if len(rows) == count else None
+
+    def take(self, rows: list[Any], lines: list[bytes], items: list[Any], slow: Callable[[bytes], None]) -> None:
+        """Like `take`, for rows this decoder made."""
+        line = self.line
+        others = [i for i, row in enumerate(rows) if type(row) is not line]
+        start = 0
+        for stop in [*others, len(rows)]:
+            if stop > start:
+                self._blocks(rows[start:stop], items)
+            if stop < len(rows):
+                slow(lines[stop])
+            start = stop + 1
+
+    def _blocks(self, rows: list[Any], items: list[Any]) -> None:
+        """Consecutive batch rows as blocks, cut where the run changes or the
+        step does not increase."""
+        n = len(rows)
+        steps = np.fromiter(map(_STEP, rows), np.int64, n)
+        runs = list(map(_RUN, rows))
+        cuts = np.flatnonzero(steps[1:] <= steps[:-1]) + 1
+        if runs.count(runs[0]) != n:
+            cuts = np.union1d(cuts, [i for i in range(1, n) if runs[i] != runs[i - 1]])
+        epochs = np.array(list(map(_EPOCH, rows)), dtype=np.float64)  # None becomes NaN
+        epochs = np.where(np.isnan(epochs), -1, epochs).astype(np.int64)
+        times = np.array(list(map(_TIME, rows)), dtype=np.float64)
+        columns = {name: np.fromiter(map(get, rows), np.float64, n) for name, get in self._getters.items()}
+        bounds = [0, *cuts.tolist(), n]
+        for a, b in zip(bounds, bounds[1:]):
+            part = rows if (a, b) == (0, n) else rows[a:b]
+            block_columns = {name: column[a:b] for name, column in columns.items()}
+            items.append(BatchBlock.of_columns(runs[a], part, steps[a:b], epochs[a:b], times[a:b], block_columns, self.record))
+
+    def record(self, row: Any, values: dict[str, float]) -> Record:
+        """A typed batch row as the Record the line-by-line path would make."""
+        data: dict[str, Any] = {"kind": BATCH, "run": row.run, "step": row.step}
+        for key in ("epoch", "batch", "time"):
+            value = getattr(row, key)
+            if value is not None:
+                data[key] = value
+        data["logs"] = {name: getattr(row.logs, f) for name, f in self._fields}
+        data["step_logs"] = {name: getattr(row.step_logs, f) for name, f in self._fields}
+        return Record(BATCH, row.run, row.step, row.epoch, row.time, values, data)
+
+
+@functools.lru_cache(maxsize=16)
+def typed(names: tuple[str, ...]) -> Typed:
+    """The `Typed` decoder for these names, shared by the files that use them."""
+    return Typed(names)
+
+
+_STEP, _RUN, _EPOCH, _TIME = attrgetter("step"), attrgetter("run"), attrgetter("epoch"), attrgetter("time")
+
+
+def learn_names(decoded: tuple[list[Any], bool]) -> tuple[str, ...] | None:
+    """The value names of the last batch row the general decoder made whose
+    `logs` and `step_logs` both carry them all as floats: what a `Typed`
+    decoder for the lines that follow should expect."""
+    rows, strict = decoded
+    for row in reversed(rows):
+        logs, step_logs = row.logs, row.step_logs
+        if row.kind != BATCH or not logs or not step_logs or logs.keys() != step_logs.keys():
+            continue
+        if strict or all(type(v) is float for v in (*logs.values(), *step_logs.values())):
+            return tuple(step_logs) if len(step_logs) <= MAX_TYPED_NAMES else None
     return None
 
 

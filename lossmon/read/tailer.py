@@ -93,6 +93,7 @@ class Tailer:
         self._vanished = False  # the file was missing since it was last read
         self._partial = bytearray()  # start of a line whose newline has not arrived yet
         self._skipping = False  # inside an over-long line: drop bytes up to the next newline
+        self._typed: fastlines.Typed | None = None  # a decoder for this file's batch value names
 
     def poll(self) -> TailBatch:
         """Read what was appended since the last call (at most max_bytes_per_poll)."""
@@ -184,15 +185,27 @@ class Tailer:
             self._partial += rest
 
     def _bulk(self, data: bytes, lines: list[bytes], batch: TailBatch) -> None:
-        """Complete lines, decoded in one call where they allow it."""
-        decoded = None
-        if len(data) <= self.max_line_bytes or max(map(len, lines)) <= self.max_line_bytes:
-            decoded = fastlines.decode(data, len(lines))
+        """Complete lines, decoded in one call where they allow it: by the
+        decoder typed for this file's value names, else the general one."""
+        if len(data) > self.max_line_bytes and max(map(len, lines)) > self.max_line_bytes:
+            for line in lines:
+                self._line_checked(line, batch)
+            return
+        slow = lambda line: self._line(line, batch)  # noqa: E731
+        if self._typed is not None:
+            rows = self._typed.decode(data, len(lines))
+            if rows is not None:
+                self._typed.take(rows, lines, batch.items, slow)
+                return
+        decoded = fastlines.decode(data, len(lines))
         if decoded is None:
             for line in lines:
                 self._line_checked(line, batch)
             return
-        fastlines.take(decoded, lines, batch.items, lambda line: self._line(line, batch))
+        fastlines.take(decoded, lines, batch.items, slow)
+        names = fastlines.learn_names(decoded)
+        if names is not None and (self._typed is None or names != self._typed.names):
+            self._typed = fastlines.typed(names)
 
     def _line_checked(self, line: bytes, batch: TailBatch) -> None:
         if len(line) > self.max_line_bytes:
