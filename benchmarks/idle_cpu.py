@@ -11,6 +11,7 @@ core idle, < 5% at 100 records/s. Usage: python benchmarks/idle_cpu.py [--second
 from __future__ import annotations
 
 import argparse
+import random
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import bench_dir, cpu_seconds, emit, machine, records  # noqa: E402
+from _common import batch_record, bench_dir, cpu_seconds, emit, machine, records  # noqa: E402
 from lossmon.record import RunFileWriter  # noqa: E402
 
 WATCH = """
@@ -70,6 +71,7 @@ def main() -> None:
     for record in records(2000):
         writer.write(record)
     step = 2000
+    rng = random.Random(1)
 
     def append(seconds: float) -> None:
         nonlocal step
@@ -80,9 +82,7 @@ def main() -> None:
             while sent < due:
                 step += 1
                 sent += 1
-                writer.write({"kind": "batch", "run": "20261122-170512-3fa9", "step": step, "epoch": step // 1000,
-                              "batch": step % 1000, "time": time.time(),
-                              "logs": {"loss": 0.3, "accuracy": 0.8}, "step_logs": {"loss": 0.3, "accuracy": 0.8}})
+                writer.write({**batch_record(step, rng=rng), "time": time.time()})  # the run going on
             time.sleep(0.005)
 
     empty = cpu_share(EMPTY, [], args.seconds, settle=3)

@@ -126,3 +126,24 @@ def test_a_symptom_held_back_by_its_cause_opens_where_the_cause_ends():
     assert [a["step"] for a in oscillation] == [40]
     assert alerts(records, []) == expected
     assert alerts(records, [45]) == expected
+
+
+def test_a_block_with_few_usable_values_carries_the_right_window_on():
+    """A long block whose losses are mostly NaN or zero leaves fewer fresh
+    values than a detector's window; the values it keeps for the next rows
+    must still be exactly the last ones seen."""
+    out = [header("a", steps=1000)]
+    for step in range(1, 121):
+        if 41 <= step <= 60 and step % 5:
+            loss = math.nan if step % 2 else 0.0  # 16 of these 20 rows give nothing to judge
+        else:
+            loss = 5.0 if step % 2 else 0.2 + step / 1000
+        out.append(batch(step, loss, "a", 1000))
+    records = [decode(encode(r)) for r in out]
+    one_by_one = Engine(available_detectors())
+    for record in records:
+        one_by_one.feed(record)
+    expected = [alert.to_json() for alert in one_by_one.alerts]
+    assert any(a["detector"] == "oscillation" for a in expected)
+    for cuts in ([41, 61], [41, 61, 75], [30, 41, 61, 62, 63]):  # the sparse rows as one block, then row by row
+        assert alerts(records, cuts) == expected

@@ -106,8 +106,8 @@ class Oscillation(Detector):
         seen = len(self._values)
         all_values = np.concatenate((np.asarray(self._values), values))
         logs = np.concatenate((np.asarray(self._logs), np.fromiter(map(math.log, values.tolist()), np.float64, len(values))))  # as observe() takes them
-        self._values.extend(values.tolist())
-        self._logs.extend(logs[seen:].tolist())
+        self._values.extend(values[-self.window :].tolist())  # the deques keep the last `window`
+        self._logs.extend(logs[max(seen, len(logs) - self.window) :].tolist())
         # Row k of the block is judged over the `window` values ending at it.
         judged = np.arange(len(values)) + seen >= self.window - 1
         if not judged.any():

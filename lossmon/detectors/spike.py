@@ -101,7 +101,7 @@ class Spike(Detector):
             spike = self._spikes_in(values[pos:stop])
             calm = stop - pos if spike < 0 else spike
             self._hold(block, rows[pos : pos + calm], verdicts)
-            self._recent.extend(values[pos : pos + calm].tolist())
+            self._recent.extend(values[max(pos, pos + calm - self.window) : pos + calm].tolist())  # the deque keeps `window`
             if spike < 0:
                 pos, size = stop, min(size * 2, 4096)
                 continue

@@ -13,12 +13,14 @@ import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.strip import Strip
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from lossmon.model import Run, Series, downsample
 from lossmon.show import curves
 from lossmon.show.panels import Line, Panel, short_labels
+from lossmon.show.plot_strips import figure_strips
 from lossmon.show.safe import printable
 from lossmon.show.view import ViewState
 
@@ -89,6 +91,8 @@ class MetricPlot(PlotextPlot):
         self.empty = True
         self.draws = 0  # how often the data was rebuilt; stays put while nothing changes
         self._drawn: tuple | None = None
+        self._strips: list[Strip] | None = None  # the figure's rows, as last built
+        self._strips_key: tuple | None = None  # (draws, size, theme) they were built for
 
     def log_scale(self, view: ViewState) -> bool:
         """Panels whose values span decades (gradient norms) start in log
@@ -114,6 +118,32 @@ class MetricPlot(PlotextPlot):
 
     def on_resize(self) -> None:
         self._drawn = None
+
+    def render_line(self, y: int) -> Strip:
+        """A row of the figure, read straight from plotext's character matrix
+        (show/plot_strips.py); the usual ANSI path if it cannot be read."""
+        key = (self.draws, self.size, self.app.theme, self.theme)
+        if key != self._strips_key:
+            self._strips_key = key
+            self._strips = self._figure_strips()
+        if self._strips is None:
+            return super().render_line(y)
+        if 0 <= y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.visual_style.rich_style)
+
+    def _figure_strips(self) -> list[Strip] | None:
+        """Build the figure as PlotextPlot.render does, without writing it out as ANSI."""
+        width, height = self.size
+        plt = self.plt
+        plt.plotsize(width, height)
+        plt._set_size(width, height)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        strips = figure_strips(plt)
+        if strips is None:
+            return None
+        base = self.visual_style.rich_style
+        return [strip.apply_style(base).crop_extend(0, width, base) for strip in strips[:height]]
 
     def _curves(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool) -> list[Curve]:
         many = len(runs) > 1
