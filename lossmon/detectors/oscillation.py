@@ -114,10 +114,19 @@ class Oscillation(Detector):
             return []
         rows, values = rows[judged], values[judged]
         deltas = np.diff(logs)
-        swing = row_medians(np.abs(windows(deltas, self.window - 1)))[-len(rows):]
+        size = self.window - 1
+        moves = windows(np.abs(deltas), size)[-len(rows):]
         reversals = (deltas[:-1] * deltas[1:] < 0).astype(np.float64)
         turns = windows(reversals, self.window - 2).sum(axis=1)[-len(rows):] / max(self.window - 2, 1)
         threshold = math.log(self.factor)
+        # A window with fewer than half its moves at half the threshold has
+        # its median below that: calm, not firing. Only the other rows need
+        # the median; in a healthy run that is hardly any.
+        large = np.concatenate(([0], np.cumsum(np.abs(deltas) >= threshold / 2)))
+        counts = (large[size:] - large[:-size])[-len(rows):]
+        open_rows = np.flatnonzero(counts >= size // 2)
+        swing = np.full(len(rows), -np.inf)
+        swing[open_rows] = row_medians(moves[open_rows])
         # Calm for a whole window before clearing, so a run that keeps
         # zig-zagging is one alert, not a string of them.
         fire = (swing >= threshold) & (turns >= self.alternation)
@@ -125,7 +134,8 @@ class Oscillation(Detector):
         ends = windows(all_values, self.window)[-len(rows):]
 
         def finding(k: int) -> tuple[int, Verdict]:
-            return int(rows[k]), self._finding(block.record(int(rows[k])), ends[k], math.exp(swing[k]), float(turns[k]))
+            median = float(swing[k]) if k in open_rows else float(row_medians(moves[k : k + 1])[0])
+            return int(rows[k]), self._finding(block.record(int(rows[k])), ends[k], math.exp(median), float(turns[k]))
 
         events, self._active, self._calm = hysteresis(fire, fire | ~calm, self.window, self._active, self._calm)
         return [(int(rows[k]), Clear()) if what == CLEAR else finding(k) for k, what in events]

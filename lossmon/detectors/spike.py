@@ -130,14 +130,18 @@ class Spike(Detector):
     def _spikes_in(self, candidates: np.ndarray) -> int:
         """Index of the first spike among `candidates`, each judged against
         the window of the values before it, or -1."""
+        above = np.flatnonzero(candidates > self._start)  # a spike is above the starting loss: most rows are not
+        if not len(above):
+            return -1
         history = np.concatenate((np.asarray(self._recent), candidates))
-        past = windows(history, self.window)[: len(candidates)]
+        past = windows(history, self.window)[above]
+        loss = candidates[above]
         with np.errstate(all="ignore"):
             ref = np.maximum(row_medians(past), 0.01 * self._start)
             mad = row_medians(np.abs(past - ref[:, None])) * 1.4826
-            hits = (ref > 0) & (candidates >= self.ratio * ref) & (candidates - ref >= self.mads * mad) & (candidates > self._start)
+            hits = (ref > 0) & (loss >= self.ratio * ref) & (loss - ref >= self.mads * mad)
         found = np.flatnonzero(hits)
-        return int(found[0]) if len(found) else -1
+        return int(above[found[0]]) if len(found) else -1
 
     def _hold(self, block: BatchBlock, rows: np.ndarray, verdicts: list[tuple[int, Verdict]]) -> None:
         """Clear at the first calm row more than `hold` steps after the last spike."""

@@ -46,14 +46,16 @@ TICK_SECONDS = 1.0  # how often silent runs are judged (the stalled detector)
 # Redraws on new data: at once after a quiet spell (low latency), but while
 # records stream in, at most one per DRAW_COST_FACTOR times the cost of the
 # last draw (so drawing takes under 2% of a core), within these bounds. The
-# legends' latest values and the status line follow every record, at once
-# after a quiet spell and otherwise once per VALUES_GAP; a new or resolved
-# alert is painted at once. Together these keep `watch` under 5% of a core
-# while a run writes 100 records a second (benchmarks/idle_cpu.py).
+# legends' latest values and the status line follow every record at once,
+# unless new data keeps coming within STREAMING_GAP: then once per
+# VALUES_GAP. A new or resolved alert is painted at once. Together these
+# keep `watch` under 5% of a core while a run writes 100 records a second
+# (benchmarks/idle_cpu.py) and show a record a second as it comes.
 DRAW_COST_FACTOR = 60.0
 MIN_DRAW_GAP = 0.2
 MAX_DRAW_GAP = 5.0
 VALUES_GAP = 1.0
+STREAMING_GAP = 0.5
 ALERT_FIRST = 0.05  # seconds a plot redraw waits behind a new alert's paint
 PANEL_MIN_HEIGHT = 9
 WIDE_PLOTS = 110  # plot area this wide or wider gets two columns of panels
@@ -98,6 +100,7 @@ class WatchApp(App[None]):
         self._draw_cost = 0.0  # seconds the last one took, rendering included
         self._draw_timer: Timer | None = None
         self._last_values = 0.0  # monotonic time of the last refresh of the latest values
+        self._last_data = 0.0  # monotonic time of the last DataChanged
         self._values_timer: Timer | None = None
         self._status_shown: str | None = None
         self._stop = threading.Event()
@@ -186,10 +189,14 @@ class WatchApp(App[None]):
             self._draw_timer = self.set_timer(wait, self._draw_new_data)
 
     def _values_due(self) -> None:
-        """Refresh the latest values now, or once VALUES_GAP has passed."""
+        """Refresh the latest values now; while records stream (new data
+        within STREAMING_GAP of the last), once VALUES_GAP has passed."""
+        now = time.monotonic()
+        streaming = now - self._last_data < STREAMING_GAP
+        self._last_data = now
         if self._values_timer is not None:
             return
-        wait = self._last_values + VALUES_GAP - time.monotonic()
+        wait = self._last_values + VALUES_GAP - now if streaming else 0.0
         if wait > 0:
             self._values_timer = self.set_timer(wait, self._values_now)
         else:
