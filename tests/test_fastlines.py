@@ -191,3 +191,22 @@ def test_the_typed_decoder_is_used_and_keeps_each_rows_logs(tmp_path):
     assert record.step == step and record.values == {"loss": 1.0 / step, "accuracy": 0.5}
     assert record.data["logs"] == {"loss": 2.0 / step, "accuracy": 0.5} and record.data["batch"] == step % 100
     assert block.values[row] == record.values and first.count + second.count < len(lines)
+
+
+def test_any_metric_names_go_through_the_typed_decoder(tmp_path):
+    """Names msgspec can take get the typed decoder; a name it refuses (a
+    quote, a backslash, a control character) leaves the general one."""
+    for names, typed in ((["", "kind", "step", "val loss/ä", "__init__", "v0"], True), (["loss", 'a"b', "c\\d"], False)):
+        lines = [
+            orjson.dumps({"kind": "batch", "run": "a", "step": s, "epoch": 0, "batch": s,
+                          "logs": {name: s + i for i, name in enumerate(names)},
+                          "step_logs": {name: s * 10.0 + i for i, name in enumerate(names)}})
+            for s in range(1, 301)
+        ]
+        path = tmp_path / f"run-{typed}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        records, malformed, _, tailer = read_in_polls(path, len(lines[0]) * 60)
+        assert_same_as_line_by_line(lines, records, malformed)
+        assert (tailer._typed is not None) == typed
+        assert records[-1].values == {name: 3000.0 + i for i, name in enumerate(names)}
+        assert records[-1].data["logs"][names[1]] == 301

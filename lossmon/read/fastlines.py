@@ -9,7 +9,7 @@ Two decoders, fastest first. Once the reader has seen which value names a
 file's batch records carry, a `Typed` decoder built for exactly those names
 checks every batch line in C (kind, run, step range, the same names in
 `logs` and `step_logs`, all floats) and the batch columns come out with one
-pass per field (`take_typed`). Failing that (a new metric, a "NaN" string),
+pass per field (`Typed.take`). Failing that (a new metric, a "NaN" string),
 the general decoder reads `logs` as dicts and `take` groups rows in Python.
 
 This path only has to be right about well-formed lines. Any surprise in a
@@ -165,9 +165,14 @@ class Typed:
 
 
 @functools.lru_cache(maxsize=16)
-def typed(names: tuple[str, ...]) -> Typed:
-    """The `Typed` decoder for these names, shared by the files that use them."""
-    return Typed(names)
+def typed(names: tuple[str, ...]) -> Typed | None:
+    """The `Typed` decoder for these names, shared by the files that use
+    them; None if msgspec cannot build one (it refuses field names with a
+    quote, a backslash or a control character): the general decoder reads on."""
+    try:
+        return Typed(names)
+    except (TypeError, ValueError):
+        return None
 
 
 _STEP, _RUN, _EPOCH, _TIME = attrgetter("step"), attrgetter("run"), attrgetter("epoch"), attrgetter("time")
