@@ -94,7 +94,7 @@ class Monitor:
             items = self.engine.split(batch.items)
             self.store.add_items(items)
             update.alerts.extend(self.engine.feed_items(items))
-            update.news += len(getattr(self.engine, "news", ()))
+            update.news += len(self.engine.news)
             self.records += batch.count
             for notice in batch.notices:
                 self.notices.append(f"{source.path.name}: {notice}")

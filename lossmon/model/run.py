@@ -104,12 +104,8 @@ class Run:
         epoch = int(block.epochs.max())
         if epoch >= 0 and (self.epoch_index is None or epoch > self.epoch_index):
             self.epoch_index = epoch
-        table = self.batch
         for name in block.names:
-            series = table.get(name)
-            if series is None:
-                series = table[name] = Series(self.capacity)
-            series.extend(steps, block.column(name))
+            self._series(self.batch, name).extend(steps, block.column(name))
         timed = np.flatnonzero(np.isfinite(block.times))
         if len(timed):
             self.last_time = float(block.times[timed[-1]])
@@ -118,10 +114,13 @@ class Run:
 
     def _append(self, table: dict[str, Series], step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
-            series = table.get(name)
-            if series is None:
-                series = table[name] = Series(self.capacity)
-            series.append(step, value)
+            self._series(table, name).append(step, value)
+
+    def _series(self, table: dict[str, Series], name: str) -> Series:
+        series = table.get(name)
+        if series is None:
+            series = table[name] = Series(self.capacity)
+        return series
 
 
 class RunStore:

@@ -154,14 +154,9 @@ class Typed:
 
     def record(self, row: Any, values: dict[str, float]) -> Record:
         """A typed batch row as the Record the line-by-line path would make."""
-        data: dict[str, Any] = {"kind": BATCH, "run": row.run, "step": row.step}
-        for key in ("epoch", "batch", "time"):
-            value = getattr(row, key)
-            if value is not None:
-                data[key] = value
-        data["logs"] = {name: getattr(row.logs, f) for name, f in self._fields}
-        data["step_logs"] = {name: getattr(row.step_logs, f) for name, f in self._fields}
-        return Record(BATCH, row.run, row.step, row.epoch, row.time, values, data)
+        logs = {name: getattr(row.logs, f) for name, f in self._fields}
+        step_logs = {name: getattr(row.step_logs, f) for name, f in self._fields}
+        return _batch_record(row, values, logs, step_logs)
 
 
 @functools.lru_cache(maxsize=16)
@@ -243,9 +238,13 @@ def _numbers(logs: dict[str, float | str] | None) -> dict[str, float]:
 
 def row_record(row: Any, values: dict[str, float]) -> Record:
     """A decoded batch row as the Record the line-by-line path would make."""
-    data = {"kind": BATCH, "run": row.run, "step": row.step}
-    for key in ("epoch", "batch", "time", "logs", "step_logs"):
-        value = getattr(row, key)
+    return _batch_record(row, values, row.logs, row.step_logs)
+
+
+def _batch_record(row: Any, values: dict[str, float], logs: Any, step_logs: Any) -> Record:
+    """The Record of a decoded batch row, its data holding the keys the row has."""
+    data: dict[str, Any] = {"kind": BATCH, "run": row.run, "step": row.step}
+    for key, value in (("epoch", row.epoch), ("batch", row.batch), ("time", row.time), ("logs", logs), ("step_logs", step_logs)):
         if value is not None:
             data[key] = value
     return Record(BATCH, row.run, row.step, row.epoch, row.time, values, data)

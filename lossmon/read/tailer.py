@@ -187,17 +187,15 @@ class Tailer:
     def _bulk(self, data: bytes, lines: list[bytes], batch: TailBatch) -> None:
         """Complete lines, decoded in one call where they allow it: by the
         decoder typed for this file's value names, else the general one."""
-        if len(data) > self.max_line_bytes and max(map(len, lines)) > self.max_line_bytes:
-            for line in lines:
-                self._line_checked(line, batch)
-            return
         slow = lambda line: self._line(line, batch)  # noqa: E731
-        if self._typed is not None:
-            rows = self._typed.decode(data, len(lines))
-            if rows is not None:
-                self._typed.take(rows, lines, batch.items, slow)
-                return
-        decoded = fastlines.decode(data, len(lines))
+        decoded = None
+        if len(data) <= self.max_line_bytes or max(map(len, lines)) <= self.max_line_bytes:
+            if self._typed is not None:
+                rows = self._typed.decode(data, len(lines))
+                if rows is not None:
+                    self._typed.take(rows, lines, batch.items, slow)
+                    return
+            decoded = fastlines.decode(data, len(lines))
         if decoded is None:
             for line in lines:
                 self._line_checked(line, batch)
