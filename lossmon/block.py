@@ -21,24 +21,25 @@ import numpy as np
 
 from lossmon.format import BATCH, Record
 
-# Turns a row the reader decoded (and its values) into a Record, on demand.
-RowToRecord = Callable[[Any, dict[str, float]], Record]
+# Turns a source line of a block into its Record, on demand (None: it cannot).
+LineToRecord = Callable[[bytes], Union[Record, None]]
 
 
 class BatchBlock:
     """Consecutive batch records of one run; columns are built on first use.
 
-    `rows` are Records, or the reader's decoded lines with `to_record` to
-    make a Record of one when a detector needs it (a Finding's row): most
-    rows of a long run never become objects of their own. The reader's
-    typed path hands over the columns themselves (`of_columns`); then each
-    row's values dict is only made if someone asks for it.
+    `rows` are Records, a sequence that makes the Record of a row when a
+    detector asks for it (a Finding's row), or source lines with
+    `to_record` to parse one: most rows of a long run never become objects
+    of their own, and a block of columns is cheap to send to another
+    process (lossmon/read/backlog.py). The reader hands over the columns
+    (`of_columns`); each row's values dict is only made if someone asks.
     """
 
     __slots__ = ("_columns", "_epochs", "_records", "_steps", "_times", "_values", "names", "rows", "run", "to_record")
 
     def __init__(
-        self, run: str, rows: Sequence[Any], values: Sequence[dict[str, float]], to_record: RowToRecord | None = None
+        self, run: str, rows: Sequence[Any], values: Sequence[dict[str, float]], to_record: LineToRecord | None = None
     ) -> None:
         self.run = run
         self.rows = rows
@@ -63,15 +64,19 @@ class BatchBlock:
         steps: np.ndarray,
         epochs: np.ndarray,
         times: np.ndarray,
-        columns: dict[str, np.ndarray],
-        to_record: RowToRecord,
+        to_record: LineToRecord | None = None,
+        *,
+        columns: dict[str, np.ndarray] | None = None,
+        values: Sequence[dict[str, float]] = (),
     ) -> BatchBlock:
-        """A block whose columns are already built: `epochs` -1 and `times`
-        NaN where a row has none, one float column per value name."""
-        block = cls(run, rows, (), to_record)
-        block._values = None
-        block.names = frozenset(columns)
-        block._columns = columns
+        """A block whose columns the reader has built: `epochs` -1 and
+        `times` NaN where a row has none, and either one float column per
+        value name or each row's values."""
+        block = cls(run, rows, values, to_record)
+        if columns is not None:
+            block._values = None
+            block.names = frozenset(columns)
+            block._columns = columns
         block._steps, block._epochs, block._times = steps, epochs, times
         return block
 
@@ -90,11 +95,12 @@ class BatchBlock:
     def record(self, row: int) -> Record:
         if self.to_record is None:
             return self.rows[row]
-        if self._values is None:
-            values = {name: float(column[row]) for name, column in self._columns.items()}
-        else:
-            values = self._values[row]
-        return self.to_record(self.rows[row], values)
+        record = self.to_record(self.rows[row])
+        if record is None:  # unreachable: the reader only blocks lines its parser takes; say what the columns say
+            epoch, time = int(self.epochs[row]), float(self.times[row])
+            values = {name: float(self.column(name)[row]) for name in self.names}  # type: ignore[index]
+            record = Record(BATCH, self.run, int(self.steps[row]), None if epoch < 0 else epoch, None if math.isnan(time) else time, values)
+        return record
 
     @property
     def records(self) -> list[Record]:

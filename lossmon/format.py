@@ -214,7 +214,7 @@ def to_record(obj: Any) -> Record | None:
     if type(run) is not str or type(step) is not int or not 0 <= step < MAX_STEP:
         return None
     epoch = obj.get("epoch")
-    if type(epoch) is not int:
+    if type(epoch) is not int or not 0 <= epoch < MAX_STEP:
         epoch = None
     time = obj.get("time")
     if type(time) is not float:

@@ -105,6 +105,23 @@ def test_out_of_order_and_repeated_steps_after_a_resume(tmp_path: Path) -> None:
     assert run.step == 200 and len(run.batch["loss"]) == 125
 
 
+def test_epochs_beyond_int64_or_below_zero_are_ignored_in_long_runs(tmp_path: Path) -> None:
+    """Long runs of batch lines go through the bulk decoders, which put
+    epochs in int64 columns: an epoch that does not fit is ignored, as a
+    value of the wrong type is, and never stops the reader."""
+    for bad in (2**70, -(2**70), 2**63, -3):
+        path = tmp_path / f"epoch-{bad}.jsonl"
+        lines = [b'{"kind":"batch","run":"r1","step":%d,"epoch":%d,"logs":{"loss":1.0},"step_logs":{"loss":1.0}}' % (s, bad)
+                 for s in range(1, 300)]
+        lines.insert(150, b'{"kind":"batch","run":"r1","step":150,"epoch":"one","logs":{"loss":"NaN"}}')  # also the general decoder
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        monitor = monitor_of(path)
+        assert monitor.records == len(lines) and monitor.malformed == 0
+        run = monitor.store.runs["r1"]
+        assert run.step == 299 and run.epoch_index is None
+        assert decode(lines[0]).epoch is None
+
+
 def test_a_100_mb_line_is_skipped_with_bounded_memory(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     write(path, [header(), batch(1, 0.7)])

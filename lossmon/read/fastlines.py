@@ -23,15 +23,18 @@ on its own.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Annotated, Any, Optional, Union
 
 import msgspec
 import numpy as np
+import orjson
 
 from lossmon.block import BatchBlock
-from lossmon.format import BATCH, KINDS, MAX_STEP, Record, to_float
+from lossmon.format import BATCH, KINDS, MAX_STEP, Record, to_float, to_record
+from lossmon.format import decode as decode_line
 
 MIN_LINES = 32  # below this, one call saves nothing over the line-by-line path
 MAX_TYPED_NAMES = 64  # more value names than this: the general decoder
@@ -99,7 +102,7 @@ class Typed:
                 ("step", Annotated[int, msgspec.Meta(ge=0, le=MAX_STEP - 1)]),
                 ("logs", logs),
                 ("step_logs", logs),
-                ("epoch", Optional[Annotated[int, msgspec.Meta(ge=-(2**53), le=2**53)]], None),  # exact as a float
+                ("epoch", Optional[Annotated[int, msgspec.Meta(ge=0, le=2**53)]], None),  # exact as a float
                 ("batch", Any, None),
                 ("time", Optional[float], None),
             ],
@@ -110,7 +113,7 @@ class Typed:
         others = [msgspec.defstruct(f"Other_{k}", [], tag_field="kind", tag=k, gc=False) for k in sorted(KINDS - {BATCH})]
         self.decoder = msgspec.json.Decoder(Union[(self.line, *others)])  # type: ignore[valid-type]
         self._getters = {name: attrgetter(f"step_logs.{f}") for name, f in zip(self.names, fields)}
-        self._fields = list(zip(self.names, fields))
+        self._logs_getters = {name: attrgetter(f"logs.{f}") for name, f in zip(self.names, fields)}  # for TypedRows
 
     def decode(self, data: bytes, count: int) -> list[Any] | None:
         """The `count` lines in `data` as structs, or None if any line is not
@@ -148,15 +151,75 @@ class Typed:
         columns = {name: np.fromiter(map(get, rows), np.float64, n) for name, get in self._getters.items()}
         bounds = [0, *cuts.tolist(), n]
         for a, b in zip(bounds, bounds[1:]):
-            part = rows if (a, b) == (0, n) else rows[a:b]
-            block_columns = {name: column[a:b] for name, column in columns.items()}
-            items.append(BatchBlock.of_columns(runs[a], part, steps[a:b], epochs[a:b], times[a:b], block_columns, self.record))
+            part = {name: column[a:b] for name, column in columns.items()}
+            typed_rows = TypedRows(runs[a], steps[a:b], epochs[a:b], times[a:b], part, rows[a:b], self._logs_getters)
+            items.append(BatchBlock.of_columns(runs[a], typed_rows, steps[a:b], epochs[a:b], times[a:b], columns=part))
 
-    def record(self, row: Any, values: dict[str, float]) -> Record:
-        """A typed batch row as the Record the line-by-line path would make."""
-        logs = {name: getattr(row.logs, f) for name, f in self._fields}
-        step_logs = {name: getattr(row.step_logs, f) for name, f in self._fields}
-        return _batch_record(row, values, logs, step_logs)
+
+class TypedRows(Sequence[Record]):
+    """The rows of a typed block: row i is made into the Record the
+    line-by-line path would make only when someone asks for it, from the
+    block's columns and, for `logs` and `batch`, the decoded structs.
+
+    Decoded structs cannot be pickled, so a block sent from a helper process
+    (lossmon/read/backlog.py) takes `logs` and `batch` along as columns.
+    """
+
+    __slots__ = ("_batches", "_logs", "_logs_getters", "_structs", "epochs", "run", "step_logs", "steps", "times")
+
+    def __init__(
+        self,
+        run: str,
+        steps: np.ndarray,
+        epochs: np.ndarray,
+        times: np.ndarray,
+        step_logs: dict[str, np.ndarray],
+        structs: list[Any] | None = None,
+        logs_getters: dict[str, Callable[[Any], float]] | None = None,
+        logs: dict[str, np.ndarray] | None = None,
+        batches: list[Any] | None = None,
+    ) -> None:
+        self.run, self.steps, self.epochs, self.times, self.step_logs = run, steps, epochs, times, step_logs
+        self._structs, self._logs_getters = structs, logs_getters or {}
+        self._logs, self._batches = logs, batches
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return TypedRows, (self.run, self.steps, self.epochs, self.times, self.step_logs, None, None, *self._columns())
+
+    def _columns(self) -> tuple[dict[str, np.ndarray], list[Any]]:
+        """`logs` as columns and `batch` as a list."""
+        if self._logs is not None and self._batches is not None:
+            return self._logs, self._batches
+        structs = self._structs or []
+        logs = {name: np.fromiter(map(get, structs), np.float64, len(structs)) for name, get in self._logs_getters.items()}
+        return logs, list(map(_BATCH, structs))
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            structs = None if self._structs is None else self._structs[index]
+            logs = None if self._logs is None else {k: v[index] for k, v in self._logs.items()}
+            batches = None if self._batches is None else self._batches[index]
+            cut = self.steps[index], self.epochs[index], self.times[index], {k: v[index] for k, v in self.step_logs.items()}
+            return TypedRows(self.run, *cut, structs, self._logs_getters, logs, batches)
+        row = range(len(self))[index]  # IndexError out of range
+        epoch, time = int(self.epochs[row]), float(self.times[row])
+        values = {name: float(column[row]) for name, column in self.step_logs.items()}
+        if self._structs is not None:
+            struct = self._structs[row]
+            logs, batch = {name: get(struct) for name, get in self._logs_getters.items()}, struct.batch
+        else:
+            logs = {name: float(column[row]) for name, column in (self._logs or {}).items()}
+            batch = (self._batches or [None] * len(self))[row]
+        step = int(self.steps[row])
+        epoch_or_none, time_or_none = (None if epoch < 0 else epoch), (None if math.isnan(time) else time)
+        data: dict[str, Any] = {"kind": BATCH, "run": self.run, "step": step}
+        for key, value in (("epoch", epoch_or_none), ("batch", batch), ("time", time_or_none), ("logs", logs), ("step_logs", dict(values))):
+            if value is not None:
+                data[key] = value
+        return Record(BATCH, self.run, step, epoch_or_none, time_or_none, values, data)
 
 
 @functools.lru_cache(maxsize=16)
@@ -170,7 +233,7 @@ def typed(names: tuple[str, ...]) -> Typed | None:
         return None
 
 
-_STEP, _RUN, _EPOCH, _TIME = attrgetter("step"), attrgetter("run"), attrgetter("epoch"), attrgetter("time")
+_STEP, _RUN, _EPOCH, _TIME, _BATCH = map(attrgetter, ("step", "run", "epoch", "time", "batch"))
 
 
 def learn_names(decoded: tuple[list[Any], bool]) -> tuple[str, ...] | None:
@@ -198,9 +261,16 @@ def take(decoded: tuple[list[Any], bool], lines: list[bytes], items: list[Any], 
 
     def flush() -> None:
         if group:
-            items.append(BatchBlock(run, group.copy(), values.copy(), row_record))
+            epochs = np.array([r.epoch if r.epoch is not None and 0 <= r.epoch < MAX_STEP else -1 for r in group], np.int64)
+            times = np.array([math.nan if r.time is None else r.time for r in group], np.float64)
+            steps = np.fromiter(map(_STEP, group), np.int64, len(group))
+            part = [lines[i] for i in indexes]
+            items.append(BatchBlock.of_columns(run, part, steps, epochs, times, line_record, values=values.copy()))
             group.clear()
             values.clear()
+            indexes.clear()
+
+    indexes: list[int] = []
 
     for index, row in enumerate(rows):
         step = row.step
@@ -222,6 +292,7 @@ def take(decoded: tuple[list[Any], bool], lines: list[bytes], items: list[Any], 
             run, keys = row.run, row_values.keys()
         group.append(row)
         values.append(row_values)
+        indexes.append(index)
         prev = step
     flush()
 
@@ -236,15 +307,13 @@ def _numbers(logs: dict[str, float | str] | None) -> dict[str, float]:
     return out
 
 
-def row_record(row: Any, values: dict[str, float]) -> Record:
-    """A decoded batch row as the Record the line-by-line path would make."""
-    return _batch_record(row, values, row.logs, row.step_logs)
-
-
-def _batch_record(row: Any, values: dict[str, float], logs: Any, step_logs: Any) -> Record:
-    """The Record of a decoded batch row, its data holding the keys the row has."""
-    data: dict[str, Any] = {"kind": BATCH, "run": row.run, "step": row.step}
-    for key, value in (("epoch", row.epoch), ("batch", row.batch), ("time", row.time), ("logs", logs), ("step_logs", step_logs)):
-        if value is not None:
-            data[key] = value
-    return Record(BATCH, row.run, row.step, row.epoch, row.time, values, data)
+def line_record(line: bytes) -> Record | None:
+    """The Record of a line in a block, as the line-by-line path makes it
+    (the decoders here agree with that path); for the rows someone asks for."""
+    try:
+        return to_record(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        try:
+            return decode_line(line)
+        except (ValueError, RecursionError):
+            return None
