@@ -74,8 +74,28 @@ def median(values: Sequence[float]) -> float:
 
 
 def windows(values: np.ndarray, size: int) -> np.ndarray:
-    """Every run of `size` consecutive values, one per row (a view, no copy)."""
-    return np.lib.stride_tricks.sliding_window_view(values, size)
+    """Every run of `size` consecutive values, one per row (a read-only view,
+    no copy). Built directly: sliding_window_view checks its arguments in
+    Python, which costs more than the work on a block of a thousand rows."""
+    values = np.ascontiguousarray(values)
+    step = values.itemsize
+    view = np.ndarray((len(values) - size + 1, size), values.dtype, values, 0, (step, step))
+    view.flags.writeable = False
+    return view
+
+
+def window_counts(flags: np.ndarray, size: int) -> np.ndarray:
+    """How many of each `size` consecutive `flags` are set (exact counts)."""
+    total = np.concatenate(([0], np.cumsum(flags)))
+    return total[size:] - total[:-size]
+
+
+def log_each(values: np.ndarray) -> np.ndarray:
+    """The natural log of each value. Both a detector's record and block paths
+    take logs here, one record as a 1-element array: numpy's vectorised log
+    can differ from math.log in the last bit (AVX-512), and one loop for both
+    keeps their results bit-identical."""
+    return np.log(np.ascontiguousarray(values, dtype=np.float64))
 
 
 def row_medians(rows: np.ndarray) -> np.ndarray:
@@ -104,9 +124,13 @@ def fresh_finite(block: Any, order: Order, name: str, positive: bool = False) ->
     if column is None:
         return None
     part = column[first:]
-    with np.errstate(invalid="ignore"):
-        keep = np.isfinite(part) & (part > 0) if positive else np.isfinite(part)
-    rows = np.flatnonzero(keep) + first
+    keep = np.isfinite(part)
+    if positive:
+        keep &= part > 0
+    if keep.all():  # the usual block: no copy, no search
+        return np.arange(first, len(column)), part
+    rows = np.flatnonzero(keep)
+    rows += first
     return rows, column[rows]
 
 
@@ -122,8 +146,10 @@ def hysteresis(
     where it turns on, ON on the first row when it was on already and on
     the last row before each CLEAR or the block's end.
     """
-    events: list[tuple[int, str]] = []
     fire_rows = np.flatnonzero(fire)
+    if not active and not len(fire_rows):
+        return [], False, calm  # the usual block: nothing to say
+    events: list[tuple[int, str]] = []
     holds = (hold | fire).tolist()
     stops = stop.tolist() if stop is not None else None
     k, n, said = 0, len(fire), -1  # said: the last row with an OPEN or ON
@@ -322,7 +348,10 @@ class Order:
     def fresh_rows(self, steps: np.ndarray) -> int:
         """For a block's increasing steps: the first row that is new; the
         rows before it were seen already (a resumed run repeating steps)."""
-        first = int(np.searchsorted(steps, self._batch_step, side="right"))
+        if len(steps) and steps[0] > self._batch_step:
+            first = 0  # the usual block: all new, no search
+        else:
+            first = int(np.searchsorted(steps, self._batch_step, side="right"))
         if first < len(steps):
             self._batch_step = int(steps[-1])
         return first

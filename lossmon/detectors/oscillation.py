@@ -27,8 +27,10 @@ from lossmon.detectors._util import (
     fmt_lr,
     fresh_finite,
     hysteresis,
+    log_each,
     median,
     row_medians,
+    window_counts,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -73,7 +75,7 @@ class Oscillation(Detector):
         loss = finite(record.values.get(self.monitor))
         if loss is None or loss <= 0:
             return []
-        self._logs.append(math.log(loss))
+        self._logs.append(float(log_each(np.array([loss]))[0]))  # as observe_block takes them
         self._values.append(loss)
         if len(self._logs) < self.window:
             return []
@@ -104,37 +106,39 @@ class Oscillation(Detector):
             return []
         rows, values = found
         seen = len(self._values)
-        all_values = np.concatenate((np.asarray(self._values), values))
-        logs = np.concatenate((np.asarray(self._logs), np.fromiter(map(math.log, values.tolist()), np.float64, len(values))))  # as observe() takes them
+        earlier = np.asarray(self._values)
+        logs = np.concatenate((np.asarray(self._logs), log_each(values)))
         self._values.extend(values[-self.window :].tolist())  # the deques keep the last `window`
         self._logs.extend(logs[max(seen, len(logs) - self.window) :].tolist())
         # Row k of the block is judged over the `window` values ending at it.
-        judged = np.arange(len(values)) + seen >= self.window - 1
-        if not judged.any():
+        first = max(self.window - 1 - seen, 0)
+        if first >= len(rows):
             return []
-        rows, values = rows[judged], values[judged]
+        rows = rows[first:]
+        n = len(rows)
         deltas = np.diff(logs)
         size = self.window - 1
-        moves = windows(np.abs(deltas), size)[-len(rows):]
-        reversals = (deltas[:-1] * deltas[1:] < 0).astype(np.float64)
-        turns = windows(reversals, self.window - 2).sum(axis=1)[-len(rows):] / max(self.window - 2, 1)
         threshold = math.log(self.factor)
         # A window with fewer than half its moves at half the threshold has
         # its median below that: calm, not firing. Only the other rows need
         # the median; in a healthy run that is hardly any.
-        large = np.concatenate(([0], np.cumsum(np.abs(deltas) >= threshold / 2)))
-        counts = (large[size:] - large[:-size])[-len(rows):]
-        open_rows = np.flatnonzero(counts >= size // 2)
-        swing = np.full(len(rows), -np.inf)
-        swing[open_rows] = row_medians(moves[open_rows])
+        moves = np.abs(deltas)
+        open_rows = np.flatnonzero(window_counts(moves >= threshold / 2, size)[-n:] >= size // 2)
+        if not len(open_rows) and not self._active:
+            return []  # all calm, no alert on: nothing to say
+        moves = windows(moves, size)[-n:]
+        turns = window_counts(deltas[:-1] * deltas[1:] < 0, self.window - 2)[-n:] / max(self.window - 2, 1)
+        swing = np.full(n, -np.inf)
+        if len(open_rows):
+            swing[open_rows] = row_medians(moves[open_rows])
         # Calm for a whole window before clearing, so a run that keeps
         # zig-zagging is one alert, not a string of them.
         fire = (swing >= threshold) & (turns >= self.alternation)
         calm = swing < threshold / 2
-        ends = windows(all_values, self.window)[-len(rows):]
 
         def finding(k: int) -> tuple[int, Verdict]:
             median = float(swing[k]) if k in open_rows else float(row_medians(moves[k : k + 1])[0])
+            ends = windows(np.concatenate((earlier, values)), self.window)[-n:]
             return int(rows[k]), self._finding(block.record(int(rows[k])), ends[k], math.exp(median), float(turns[k]))
 
         events, self._active, self._calm = hysteresis(fire, fire | ~calm, self.window, self._active, self._calm)
