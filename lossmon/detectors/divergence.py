@@ -27,7 +27,6 @@ from lossmon.detectors._util import (
     fmt_times,
     fresh_finite,
     hysteresis,
-    last_index,
     median,
     row_medians,
     windows,
@@ -191,20 +190,30 @@ class Divergence(Detector):
         points = row_medians(windows(history, self.window))[1:]
         self._recent.extend(losses[-self.window :].tolist())
         self._n += len(rows)
-        smoothed = np.array(ema.run(points.tolist()))
+        smoothed = np.fromiter(ema.run(points.tolist()), np.float64, len(points))
         self._smoothed = float(smoothed[-1])
-        steps = block.steps[rows]
-        best_any, best_any_step = self._running_min(smoothed, steps, self._best_any, self._best_any_step)
-        best, best_step = self._running_min(smoothed, steps, self._best, self._best_step)
-        self._best_any, self._best_any_step = float(best_any[-1]), int(best_any_step[-1])
-        self._best, self._best_step = float(best[-1]), int(best_step[-1])
+        best_any, lowered_any = self._running_min(smoothed, self._best_any)
+        best, lowered = self._running_min(smoothed, self._best)
+        first_best_any_step, first_best_step = self._best_any_step, self._best_step
+
+        def best_any_step(k: int) -> int:
+            return self._step_at(block, rows, lowered_any, k, first_best_any_step)
+
+        def best_step(k: int) -> int:
+            return self._step_at(block, rows, lowered, k, first_best_step)
+
+        last = len(rows) - 1
+        self._best_any, self._best_any_step = float(best_any[-1]), best_any_step(last)
+        self._best, self._best_step = float(best[-1]), best_step(last)
 
         start, s = self._start, smoothed
         with np.errstate(all="ignore"):
             unjudged = (best <= 0) | (best_any <= 0)  # a ratio to zero means nothing
             blow_up, rebound = self._holds(1.0, s, start, best, best_any)
-            blow_up_held, rebound_held = self._holds(0.5, s, start, best, best_any)
             fire = (blow_up | rebound) & ~unjudged
+            if not self._active and not fire.any():
+                return []  # the usual block: nothing fires, no alert on
+            blow_up_held, rebound_held = self._holds(0.5, s, start, best, best_any)
             # A loss still well above where the run started has not
             # recovered, however it wobbles: keep the alert, don't flap.
             held = blow_up_held | rebound_held | (s > (1 + (self.factor - 1) * 0.5) * start)
@@ -215,9 +224,9 @@ class Divergence(Detector):
                 rule = "blow-up" if blow_up[k] else "rebound"
             else:
                 rule = "rebound" if rebound_held[k] and not blow_up_held[k] else "blow-up"
-            ref, ref_step = (best_any[k], best_any_step[k]) if rule == "blow-up" else (best[k], best_step[k])
+            ref, ref_step = (best_any[k], best_any_step(k)) if rule == "blow-up" else (best[k], best_step(k))
             severity = Severity.CRITICAL if worst else Severity.WARNING
-            return int(rows[k]), self._finding(block.record(int(rows[k])), float(s[k]), rule, float(ref), int(ref_step), severity)
+            return int(rows[k]), self._finding(block.record(int(rows[k])), float(s[k]), rule, float(ref), ref_step, severity)
 
         events, self._active, self._calm = hysteresis(fire, held, self.window, self._active, self._calm, stop=unjudged)
         verdicts: list[tuple[int, Verdict]] = []
@@ -232,12 +241,17 @@ class Divergence(Detector):
         return verdicts
 
     @staticmethod
-    def _running_min(values: np.ndarray, steps: np.ndarray, best: float, best_step: int) -> tuple[np.ndarray, np.ndarray]:
-        """The lowest value so far at each row, and the step where it was reached."""
+    def _running_min(values: np.ndarray, best: float) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest value so far at each row, and the rows that lowered it."""
         lowest = np.minimum.accumulate(np.concatenate(([best], values)))
-        new = values < lowest[:-1]
-        at = last_index(new)
-        return lowest[1:], np.where(at >= 0, steps[np.maximum(at, 0)], best_step)
+        return lowest[1:], np.flatnonzero(values < lowest[:-1])
+
+    @staticmethod
+    def _step_at(block: BatchBlock, rows: np.ndarray, lowered: np.ndarray, k: int, before: int) -> int:
+        """The step of the last row at or before row `k` that lowered the
+        minimum (`before`: where it was reached, if no row did)."""
+        i = int(np.searchsorted(lowered, k, side="right"))
+        return int(block.steps[rows[lowered[i - 1]]]) if i else before
 
     def _holds(self, level: float, s: Any, start: float, best: Any, best_any: Any) -> tuple[Any, Any]:
         """(blow-up, rebound) at `level` of each threshold's excess.
