@@ -108,11 +108,6 @@ def row_medians(rows: np.ndarray) -> np.ndarray:
     return ordered[:, mid - 1] / 2 + ordered[:, mid] / 2
 
 
-def last_index(mask: np.ndarray) -> np.ndarray:
-    """For each position, the index of the latest True at or before it (-1: none)."""
-    return np.maximum.accumulate(np.where(mask, np.arange(len(mask)), -1)) if len(mask) else np.zeros(0, np.int64)
-
-
 OPEN, ON, CLEAR = "open", "on", "clear"
 
 def fresh_finite(block: Any, order: Order, name: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray] | None:

@@ -93,8 +93,10 @@ class ChanceLevel(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Batch records only give the start: the median of the first losses."""
+        if len(self._early) >= self.warmup:
+            return []  # the start is known: batch records have nothing more to give
         found = fresh_finite(block, self.order, "loss")
-        if found is not None and len(self._early) < self.warmup:
+        if found is not None:
             self._early += found[1][: self.warmup - len(self._early)].tolist()
             if self._early:
                 self._start = median(self._early)

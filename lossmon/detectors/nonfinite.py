@@ -20,7 +20,6 @@ from lossmon.detectors._util import (
     finite,
     fmt,
     fmt_lr,
-    last_index,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_number, json_safe
 
@@ -79,25 +78,28 @@ class NonFinite(Detector):
         for column in columns.values():
             bad |= ~np.isfinite(column)
         monitor = block.column(self.monitor)
-        latest = last_index(np.isfinite(monitor)) if monitor is not None else None
         verdicts: list[tuple[int, Verdict]] = []
         row = 0
         for start, stop in _episodes(bad):
             if start > row:  # good rows before this episode
                 verdicts += [(row, v) for v in self._clear()]
             for at in sorted({start, stop - 1}):
-                self._note_last_finite(block, monitor, latest, at)
+                self._note_last_finite(block, monitor, at)
                 record = block.record(at)
                 verdicts.append((at, self._finding(record, {n: float(columns[n][at]) for n in names if not math.isfinite(columns[n][at])})))
             row = stop
         if row < len(block):
             verdicts += [(row, v) for v in self._clear()]
-        self._note_last_finite(block, monitor, latest, len(block) - 1)
+        self._note_last_finite(block, monitor, len(block) - 1)
         return verdicts
 
-    def _note_last_finite(self, block: BatchBlock, monitor: np.ndarray | None, latest: np.ndarray | None, row: int) -> None:
-        if monitor is not None and latest is not None and latest[row] >= 0:
-            at = int(latest[row])
+    def _note_last_finite(self, block: BatchBlock, monitor: np.ndarray | None, row: int) -> None:
+        """Remembers the last finite `monitor` value at or before `row`, if any."""
+        if monitor is None:
+            return
+        good = np.flatnonzero(np.isfinite(monitor[: row + 1]))
+        if len(good):
+            at = int(good[-1])
             self._last_finite, self._last_finite_step = float(monitor[at]), int(block.steps[at])
 
     def _clear(self) -> list[Verdict]:
@@ -159,5 +161,7 @@ class NonFinite(Detector):
 
 def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of each run of True in `mask`."""
+    if not mask.any():
+        return []  # the usual block
     edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))

@@ -130,11 +130,15 @@ class Stalled(Detector):
             self._longest = max(self._longest, float(gaps.max()))
         if len(accepted):
             self._last_time, self._last_kind = float(latest[-1]), BATCH
-            self._last_step = max(self._last_step, int(block.steps[rows[accepted]].max()))
-            epochs = block.epochs[rows[accepted]]
-            epochs = epochs[epochs >= 0]
-            if len(epochs):
-                self._last_epoch = int(epochs[-1])
+            last = rows[accepted[-1]]
+            self._last_step = max(self._last_step, int(block.steps[last]))  # steps increase within a block
+            epoch = int(block.epochs[last])
+            if epoch < 0:  # the last row has none: the latest one that has
+                epochs = block.epochs[rows[accepted]]
+                epochs = epochs[epochs >= 0]
+                epoch = int(epochs[-1]) if len(epochs) else -1
+            if epoch >= 0:
+                self._last_epoch = epoch
         self._records += len(rows)
         return [(int(rows[0]), verdict) for verdict in self._clear()]
 
