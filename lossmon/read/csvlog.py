@@ -81,7 +81,7 @@ class CsvTailer(Tailer):
     """
 
     def __init__(self, path: str | os.PathLike[str], *, run: str | None = None, **limits: int) -> None:
-        super().__init__(path, **limits)
+        super().__init__(path, helper=False, **limits)  # the helper reads JSON lines only
         self.run = run if run is not None else run_name_for(path)
         self._separator: str | None = None
         self._columns: list[str] = []

@@ -126,8 +126,8 @@ class Typed:
 
     def take(self, rows: list[Any], lines: list[bytes], items: list[Any], slow: Callable[[bytes], None]) -> None:
         """Like `take`, for rows this decoder made."""
-        line = self.line
-        others = [i for i, row in enumerate(rows) if type(row) is not line]
+        line, types = self.line, list(map(type, rows))
+        others = [] if types.count(line) == len(rows) else [i for i, t in enumerate(types) if t is not line]
         start = 0
         for stop in [*others, len(rows)]:
             if stop > start:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +21,7 @@ import orjson
 from lossmon.block import BatchBlock, Item
 from lossmon.format import Record, decode, to_record
 from lossmon.read import fastlines
+from lossmon.read.backlog import Backlog, Slice, line_start
 
 Status = Literal["waiting", "ok", "error"]
 
@@ -26,6 +29,13 @@ MiB = 1024 * 1024
 _READ_CHUNK = 1 * MiB  # bytes per read() call; bounds the memory of one step
 # O_NONBLOCK: never hang opening a FIFO; O_BINARY: no newline translation on Windows.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+# A backlog this long is shared with a helper process (read/backlog.py),
+# which starts while this reader decodes the head (at most HELPER_HEAD
+# bytes, an eighth of the backlog).
+HELPER_MIN_BYTES = 64 * MiB
+HELPER_HEAD = 16 * MiB
+_HELPER_WAIT = 0.25  # seconds a poll waits for the helper's next slice
 
 NOTICE_TRUNCATED = "file was truncated; reading from the start"
 NOTICE_REPLACED = "file was replaced; reading from the start"
@@ -70,6 +80,10 @@ class Tailer:
     descriptor juggling. OSErrors about the file are reported through
     `status` and `error`, never raised, because a monitor should keep
     waiting rather than die when the file is briefly unavailable.
+
+    With `helper`, a backlog of at least `helper_min_bytes` is partly read
+    by a helper process (lossmon/read/backlog.py); polls then hand on its
+    slices, in file order, as if this reader had decoded them.
     """
 
     def __init__(
@@ -78,12 +92,14 @@ class Tailer:
         *,
         max_line_bytes: int = 16 * MiB,
         max_bytes_per_poll: int = 1 * MiB,
+        helper: bool = True,
     ) -> None:
         if max_line_bytes < 1 or max_bytes_per_poll < 1:
             raise ValueError("max_line_bytes and max_bytes_per_poll must be positive")
         self.path = os.fspath(path)
         self.max_line_bytes = max_line_bytes
         self.max_bytes_per_poll = max_bytes_per_poll
+        self.helper_min_bytes = HELPER_MIN_BYTES if helper else None
         self.status: Status = "waiting"
         self.error: str | None = None
         self.offset = 0  # bytes consumed from the file, held-back partial line included
@@ -94,33 +110,86 @@ class Tailer:
         self._partial = bytearray()  # start of a line whose newline has not arrived yet
         self._skipping = False  # inside an over-long line: drop bytes up to the next newline
         self._typed: fastlines.Typed | None = None  # a decoder for this file's batch value names
+        self._backlog: Backlog | None = None  # a helper sharing the backlog
+        self._limit: int | None = None  # with a helper: where this reader's own slice ends
 
     def poll(self) -> TailBatch:
         """Read what was appended since the last call (at most max_bytes_per_poll)."""
         batch = TailBatch()
+        if self._backlog is not None and self._limit is None:
+            self._take_slice(self._backlog, batch)
+        else:
+            self._poll_file(batch)
+        self.records_read += batch.count
+        self.malformed += batch.malformed
+        return batch
+
+    def _poll_file(self, batch: TailBatch) -> None:
         try:
             fd = os.open(self.path, _OPEN_FLAGS)
         except OSError as exc:
             self._fail(exc, batch)
-            return batch
+            return
         try:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
                 self._set_error(f"{self.path} is a directory, not a run file")
-                return batch
+                return
             if not stat.S_ISREG(info.st_mode):
                 self._set_error(f"{self.path} is not a regular file")
-                return batch
+                return
             self._check_identity(info, batch)
+            if self._backlog is None and self.helper_min_bytes is not None and info.st_size - self.offset >= self.helper_min_bytes:
+                self._start_helper(fd, info)
             self._read(fd, batch)
             self.status, self.error = "ok", None
         except OSError as exc:
             self._fail(exc, batch)
         finally:
             os.close(fd)
-        self.records_read += batch.count
-        self.malformed += batch.malformed
-        return batch
+
+    # ------------------------------------------------------------ helper
+
+    def _start_helper(self, fd: int, info: os.stat_result) -> None:
+        """Share the backlog after its head with a helper process; without
+        one, read on alone."""
+        if os.name != "posix" or not sys.executable or self._partial or self._skipping:
+            return
+        head = line_start(fd, self.offset + min(HELPER_HEAD, (info.st_size - self.offset) // 8), info.st_size)
+        if head >= info.st_size:
+            return  # one long line: nothing to share
+        try:
+            limits = (self.max_line_bytes, self.max_bytes_per_poll)
+            self._backlog = Backlog(self.path, head, info.st_size, (info.st_dev, info.st_ino), limits)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            self.helper_min_bytes = None  # no helper for this reader, then
+            return
+        self._limit = head
+
+    def _take_slice(self, backlog: Backlog, batch: TailBatch) -> None:
+        """The helper's next slice; or, where it left one to this reader,
+        that slice read from the file."""
+        batch.more = True
+        got = backlog.receive(_HELPER_WAIT)
+        if got is None:
+            return
+        if got.last or got.start != self.offset:  # done, gone, or not where this reader stands
+            self._drop_helper()
+        elif got.yours:
+            self._limit = got.end
+            self._poll_file(batch)
+        else:
+            self._adopt(got, batch)
+
+    def _adopt(self, got: Slice, batch: TailBatch) -> None:
+        batch.items, batch.malformed = got.items, got.malformed
+        self.offset, self._partial, self._skipping = got.end, bytearray(got.partial), got.skipping
+
+    def _drop_helper(self) -> None:
+        if self._backlog is not None:
+            self._backlog.close()
+            self._backlog = None
+        self._limit = None
 
     # ------------------------------------------------------------ internals
 
@@ -136,6 +205,7 @@ class Tailer:
 
     def _restart(self, notice: str, batch: TailBatch) -> None:
         # A held-back partial line belongs to the old contents: drop it.
+        self._drop_helper()
         self.offset = 0
         self._partial.clear()
         self._skipping = False
@@ -144,6 +214,8 @@ class Tailer:
     def _read(self, fd: int, batch: TailBatch) -> None:
         os.lseek(fd, self.offset, os.SEEK_SET)
         budget = self.max_bytes_per_poll
+        if self._limit is not None:
+            budget = min(budget, self._limit - self.offset)  # the helper reads on from there
         while budget > 0:
             chunk = os.read(fd, min(_READ_CHUNK, budget))
             if not chunk:
@@ -151,7 +223,9 @@ class Tailer:
             self.offset += len(chunk)
             budget -= len(chunk)
             self._feed(chunk, batch)
-        batch.more = os.fstat(fd).st_size > self.offset
+        batch.more = os.fstat(fd).st_size > self.offset or self._backlog is not None
+        if self._limit is not None and self.offset >= self._limit:
+            self._limit = None  # the helper's turn again
 
     def _feed(self, chunk: bytes, batch: TailBatch) -> None:
         """Split a chunk into lines, joining with the held-back partial line."""

@@ -1,0 +1,198 @@
+"""A long backlog decoded partly by a helper process, on a second core.
+
+Opening a run of a million records costs about as much in decoding as in
+modelling and detecting, and all of it holds the interpreter lock. So when
+a Tailer finds a long backlog it shares the decoding with a helper process.
+The backlog is cut into slices at line starts; of every HELPER_SHARE + 1
+slices the helper decodes HELPER_SHARE and leaves one to the Tailer, which
+also models and detects everything. The helper sends its slices back in
+file order through a pipe, and a "yours" note for each slice it leaves, so
+the Tailer reads that one itself and meets the helper's next slice exactly
+where it ended. Blocks travel as numpy columns (lossmon/block.py), cheap to
+pickle; a sender thread lets the helper run a few slices ahead.
+
+If the helper cannot start, dies, or meets a file that was replaced or
+truncated under it, the Tailer reads on by itself from where it stands and
+meets the same file on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import lossmon
+
+HELPER_SHARE = 4  # slices the helper decodes for each one it leaves to the Tailer
+_AHEAD = 2 * (HELPER_SHARE + 1)  # slices the helper may have decoded and not yet sent
+_WINDOW = 64 * 1024  # bytes read at a time when looking for a line start
+
+# The helper's command: nothing but the reader is imported there.
+_CHILD = "import sys; from lossmon.read.backlog import serve; serve(sys.argv[1:])"
+
+
+@dataclass(slots=True)
+class Slice:
+    """A slice of the backlog from byte `start` to `end`: what the helper
+    made of it, or (`yours`) a note that the Tailer reads it itself. After
+    the helper's slice, the reader's held-back `partial` line and whether it
+    is `skipping` an over-long one (only the backlog's last slice can end
+    inside a line). `last`: the helper stops here."""
+
+    start: int
+    end: int
+    items: list[Any] = field(default_factory=list)
+    malformed: int = 0
+    partial: bytes = b""
+    skipping: bool = False
+    yours: bool = False
+    last: bool = False
+
+
+def line_start(fd: int, at: int, stop: int) -> int:
+    """The first offset at or after `at` where a line starts (just after a
+    newline), or `stop` if there is none before it."""
+    if at >= stop:
+        return stop
+    position = at - 1
+    while position < stop:
+        window = os.pread(fd, min(_WINDOW, stop - position), position)
+        if not window:
+            return stop
+        newline = window.find(b"\n")
+        if newline >= 0:
+            return min(position + newline + 1, stop)
+        position += len(window)
+    return stop
+
+
+class Backlog:
+    """A helper process decoding bytes `start`..`stop` of the file at `path`
+    (`start` at the beginning of a line) that is the file `identity`, with
+    the Tailer's `limits` (max_line_bytes, max_bytes_per_poll)."""
+
+    def __init__(self, path: str, start: int, stop: int, identity: tuple[int, int], limits: tuple[int, int]) -> None:
+        self._conn: Connection | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        read_end, write_end = os.pipe()
+        try:
+            env = dict(os.environ)
+            here = str(Path(lossmon.__file__).resolve().parent.parent)  # this very lossmon in the helper
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+            args = [path, *map(str, (start, stop, *identity, *limits, write_end))]
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, *args],
+                pass_fds=(write_end,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # a dying helper must not write over the screen
+                env=env,
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self._conn = Connection(read_end, writable=False)
+
+    def receive(self, timeout: float) -> Slice | None:
+        """The next slice, or None when none came within `timeout` seconds.
+        A helper that is gone or sends nonsense ends the backlog: a `last`
+        slice with nothing in it."""
+        conn = self._conn
+        if conn is None:
+            return Slice(-1, -1, last=True)
+        try:
+            if not conn.poll(timeout):
+                return None
+            got = pickle.loads(conn.recv_bytes())
+            if not isinstance(got, Slice):
+                raise TypeError(f"not a slice: {type(got).__name__}")
+        except Exception:  # EOF, a broken pipe, a torn message: the helper is gone
+            self.close()
+            return Slice(-1, -1, last=True)
+        if got.last:
+            self.close()
+        return got
+
+    def close(self) -> None:
+        """Stop the helper (if it still runs) and release the pipe."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------ the helper
+
+
+def serve(argv: list[str]) -> None:
+    """The helper: slice `path` from `start` to `stop`, decode its share of
+    the slices, and send every slice (or its note) in file order."""
+    from lossmon.read.tailer import Tailer
+
+    path, (start, stop, dev, ino, max_line, slice_bytes, out) = argv[0], map(int, argv[1:])
+    outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+    gone = threading.Event()
+    sender = threading.Thread(target=_send_all, args=(Connection(out, readable=False), outbox, gone), daemon=True)
+    sender.start()
+    tailer = Tailer(path, max_line_bytes=max_line, helper=False)
+    tailer._identity = (dev, ino)
+    fd = os.open(path, os.O_RDONLY)
+    offset, index = start, 1  # slice 0 is the head the Tailer reads before the helper starts
+    try:
+        while offset < stop and not gone.is_set():
+            end = line_start(fd, offset + slice_bytes, stop)
+            if index % (HELPER_SHARE + 1) == 0:
+                piece = Slice(offset, end, yours=True)
+            else:
+                tailer.offset, tailer._partial, tailer._skipping = offset, bytearray(), False
+                tailer.max_bytes_per_poll = end - offset
+                batch = tailer.poll()
+                if batch.notices or tailer.status != "ok" or tailer.offset != end:
+                    break  # replaced, truncated, gone or shorter: the Tailer's own poll will see it
+                piece = Slice(offset, end, batch.items, batch.malformed, bytes(tailer._partial), tailer._skipping)
+            _put(outbox, gone, pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL))
+            offset, index = end, index + 1
+        _put(outbox, gone, pickle.dumps(Slice(offset, offset, last=True), protocol=pickle.HIGHEST_PROTOCOL))
+    finally:
+        os.close(fd)
+        _put(outbox, gone, None)
+        sender.join()
+
+
+def _put(outbox: queue.Queue[bytes | None], gone: threading.Event, message: bytes | None) -> None:
+    """Queue a message for the sender, unless the Tailer stopped listening."""
+    while not gone.is_set():
+        try:
+            outbox.put(message, timeout=0.5)
+            return
+        except queue.Full:
+            continue
+
+
+def _send_all(conn: Connection, outbox: queue.Queue[bytes | None], gone: threading.Event) -> None:
+    """Write queued messages to the pipe until the end, or until nobody reads."""
+    try:
+        while (message := outbox.get()) is not None:
+            conn.send_bytes(message)
+    except OSError:
+        pass  # the Tailer closed its end
+    finally:
+        gone.set()
+        conn.close()
