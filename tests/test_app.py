@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from lossmon.show.app import WatchApp
+from lossmon.show.app import DataChanged, WatchApp
 from lossmon.show.widgets.alert_panel import AlertPanel
 from lossmon.show.widgets.metric_plot import MetricPlot
 from records import batch, end, epoch, header, write
@@ -268,6 +268,33 @@ async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
         assert "step 31" in str(app.query_one("#status").render())
         assert loss_plot.draws == draws  # the plot itself has not been redrawn yet
         await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=7.0)  # but it follows
+
+
+async def test_the_whole_history_is_drawn_as_soon_as_it_is_read(tmp_path):
+    """A cold open reads a long history in many polls, which look like a
+    stream of records, whose plot redraws are paced; but the frame with all
+    of the history is drawn at once, not seconds later."""
+    path = write(tmp_path / "run.jsonl", healthy_start())
+    app = WatchApp([path], poll_interval=0.5)
+    app.clock = lambda: 1005.0
+    async with app.run_test(size=(100, 30)) as pilot:
+        loss_plot = app.query_one("#loss-plot", MetricPlot)
+        await wait_for(pilot, lambda: app.monitor.records == 34)
+        app._stop.set()  # the reader thread ends: this test plays its part
+        await pilot.pause(1.5)
+        app._caught_up.clear()  # as if the history were still being read...
+        app._history_drawn = False
+        app._draw_cost = 10.0  # ...after a costly draw: the next one would wait MAX_DRAW_GAP
+        app._last_draw = time.monotonic()
+        draws = loss_plot.draws
+        write(path, [batch(step, 0.3) for step in range(31, 41)])
+        app.monitor.poll()
+        app.post_message(DataChanged(records=5, alerts=0))
+        await pilot.pause(0.5)
+        assert loss_plot.draws == draws  # more history to come: paced
+        app._caught_up.set()  # the reader's last poll of the history
+        app.post_message(DataChanged(records=5, alerts=0))
+        await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=1.0)
 
 
 async def test_an_alert_that_keeps_updating_updates_its_line_in_the_list(tmp_path):

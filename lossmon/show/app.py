@@ -107,6 +107,7 @@ class WatchApp(App[None]):
         self._data_posted = threading.Event()  # a DataChanged is on its way to the UI
         self._caught_up = threading.Event()  # the files' history has been read once
         self._primed = False  # the history's alerts are marked as announced
+        self._history_drawn = False  # a frame with all of the history has been drawn
         self._watchers = [FileWatcher(p, poll_interval=poll_interval, polling_only=polling_only) for p in self.paths]
 
     # -- layout ---------------------------------------------------------------
@@ -177,6 +178,14 @@ class WatchApp(App[None]):
         if message.alerts:
             self.refresh_alerts()  # alerts are the point: never wait for the curves
         self._values_due()  # the latest numbers too: one line per panel, cheap
+        if self._caught_up.is_set() and not self._history_drawn:
+            # The history is all read: the first full frame, at once, not
+            # seconds later at the pace of a stream.
+            self._history_drawn = True
+            if self._draw_timer is not None:
+                self._draw_timer.stop()
+                self._draw_timer = None
+            self._last_draw = 0.0
         if self._draw_timer is not None:
             return  # a draw is already due; it will show these records too
         gap = min(MAX_DRAW_GAP, max(MIN_DRAW_GAP, DRAW_COST_FACTOR * self._draw_cost))
