@@ -199,13 +199,17 @@ def split_blocks(items: Sequence[Item], last_steps: dict[str, int]) -> list[Item
 def _fresh_part(block: BatchBlock, last_steps: dict[str, int]) -> list[Item]:
     """A block's leading rows that repeat steps already seen, as single
     records, then the rest as a block."""
-    if not len(block):
+    size = len(block)
+    if not size:
         return []
     last = last_steps.get(block.run, -1)
     steps = block.steps
+    if steps[0] > last:  # the usual case, and cheaper to see than to search for
+        last_steps[block.run] = int(steps[-1])
+        return [block]
     first = int(np.searchsorted(steps, last, side="right"))
     out: list[Item] = [block.record(row) for row in range(first)]
-    if first < len(block):
-        out.append(block if first == 0 else block.slice(first, len(block)))
+    if first < size:
+        out.append(block.slice(first, size))
         last_steps[block.run] = int(steps[-1])
     return out

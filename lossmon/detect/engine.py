@@ -40,6 +40,7 @@ class Engine:
         self.alerts: list[Alert] = []
         self._active: dict[tuple[str, str, str], Alert] = {}
         self._per_run: dict[str, list[Detector]] = {}
+        self._readers_by_kind: dict[str, dict[str, _Readers]] = {}  # per run, per record kind
         self._broken: set[str] = set()
         self._last_batch_step: dict[str, int] = {}  # per run: blocks need increasing steps
         self.news: list[Alert] = []  # alerts the latest feed opened or resolved
@@ -72,11 +73,8 @@ class Engine:
         return list(changed.values())
 
     def _feed_record(self, record: Record, changed: dict[int, Alert]) -> None:
-        for detector in self._detectors_for(record.run):
-            if detector.kinds is not None and record.kind not in detector.kinds:
-                continue
-            verdicts = self._call(detector, detector.observe, record)
-            for verdict in verdicts:
+        for _, detector in self._readers(record.run, record.kind).all:
+            for verdict in self._call(detector, detector.observe, record):
                 self._take(record, detector, verdict, changed)
 
     def _feed_block(self, block: BatchBlock, changed: dict[int, Alert]) -> None:
@@ -87,25 +85,27 @@ class Engine:
         that was held back while its cause was active then gives its Finding
         on the first row after, exactly as if fed one record at a time.
         """
-        detectors = [
-            (order, d) for order, d in enumerate(self._detectors_for(block.run)) if d.kinds is None or BATCH in d.kinds
-        ]
+        readers = self._readers(block.run, BATCH)
         pending: list[tuple[int, int, Detector, Verdict]] = []
-        for order, detector in detectors:
-            if detector.id in self._causes:
-                verdicts = self._call(detector, _block_reader(detector, block), block)
-                pending += [(row, order, detector, v) for row, v in verdicts]
+        self._read_block(readers.causes, block, 0, pending)
         cuts = sorted({row for row, _, _, v in pending if isinstance(v, Clear) and row > 0})
-        bounds = list(zip([0, *cuts], [*cuts, len(block)]))
-        for start, stop in bounds:
-            part = block if len(bounds) == 1 else block.slice(start, stop)
-            for order, detector in detectors:
-                if detector.id not in self._causes:
-                    verdicts = self._call(detector, _block_reader(detector, part), part)
-                    pending += [(row + start, order, detector, v) for row, v in verdicts]
-        pending.sort(key=lambda item: (item[0], item[1]))  # row order, then detector order
+        for start, stop in zip([0, *cuts], [*cuts, len(block)]):
+            self._read_block(readers.symptoms, block.slice(start, stop) if cuts else block, start, pending)
+        if len(pending) > 1:
+            pending.sort(key=_ROW_THEN_ORDER)
         for row, _, detector, verdict in pending:
             self._take(block.record(row), detector, verdict, changed)
+
+    def _read_block(self, readers: list[tuple[int, Detector]], part: BatchBlock, start: int, pending: list) -> None:
+        """Add the verdicts of `readers` on `part` (rows `start`... of the
+        block) to `pending` as (row, order, detector, verdict)."""
+        small = len(part) < SMALL_BLOCK
+        for order, detector in readers:
+            # A short block goes to the base class's observe_block, which feeds observe() row by row.
+            reader = partial(Detector.observe_block, detector) if small else detector.observe_block
+            verdicts = self._call(detector, reader, part)
+            if verdicts:
+                pending += [(row + start, order, detector, v) for row, v in verdicts]
 
     def _call(self, detector: Detector, method: Callable[[Any], Any], arg: Any) -> list[Any]:
         """A detector's verdicts (for a block, (row, verdict) pairs, rows
@@ -115,6 +115,8 @@ class Engine:
             return []
         try:
             verdicts = list(method(arg) or ())
+            if not verdicts:  # the usual answer: nothing to check
+                return verdicts
             if isinstance(arg, BatchBlock):
                 verdicts = [(operator.index(row), verdict) for row, verdict in verdicts]
                 bad = [(r, v) for r, v in verdicts if not 0 <= r < len(arg) or not isinstance(v, (Finding, Clear))]
@@ -139,6 +141,7 @@ class Engine:
         """Drop a run's detector state when the store evicts the run, so a
         file naming endless run ids cannot grow memory without bound."""
         self._per_run.pop(run, None)
+        self._readers_by_kind.pop(run, None)
         self._last_batch_step.pop(run, None)
         for ident in [ident for ident in self._active if ident[0] == run]:
             del self._active[ident]
@@ -148,6 +151,18 @@ class Engine:
         if not detector.defers_to or (run, detector.id, key) in self._active:
             return False
         return any(run == r and d in detector.defers_to for r, d, _ in self._active)
+
+    def _readers(self, run: str, kind: str) -> _Readers:
+        """The run's detectors that read records of `kind`, worked out once:
+        a cold open asks for every block and record."""
+        by_kind = self._readers_by_kind.setdefault(run, {})
+        readers = by_kind.get(kind)
+        if readers is None:
+            readers = by_kind[kind] = _Readers(
+                [(order, d) for order, d in enumerate(self._detectors_for(run)) if d.kinds is None or kind in d.kinds],
+                self._causes,
+            )
+        return readers
 
     def _detectors_for(self, run: str) -> list[Detector]:
         detectors = self._per_run.get(run)
@@ -201,9 +216,17 @@ class Engine:
         return alert
 
 
-def _block_reader(detector: Detector, block: BatchBlock) -> Callable[[BatchBlock], Any]:
-    """The detector's column path for a long block; for a short one the
-    base class's, which feeds observe() row by row."""
-    if len(block) < SMALL_BLOCK:
-        return partial(Detector.observe_block, detector)
-    return detector.observe_block
+_ROW_THEN_ORDER = operator.itemgetter(0, 1)  # pending verdicts: row order, then detector order
+
+
+class _Readers:
+    """A run's detectors of one record kind, each with its place in the
+    detector order: all of them, and split into causes (detectors others
+    defer to) and the rest, as `_feed_block` takes them."""
+
+    __slots__ = ("all", "causes", "symptoms")
+
+    def __init__(self, readers: list[tuple[int, Detector]], causes: frozenset[str]) -> None:
+        self.all = readers
+        self.causes = [(order, d) for order, d in readers if d.id in causes]
+        self.symptoms = [(order, d) for order, d in readers if d.id not in causes]
