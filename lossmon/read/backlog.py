@@ -32,7 +32,7 @@ from typing import Any
 import lossmon
 
 HELPER_SHARE = 4  # slices the helper decodes for each one it leaves to the Tailer
-_AHEAD = 2 * (HELPER_SHARE + 1)  # slices the helper may have decoded and not yet sent
+_AHEAD = 10  # slices the helper may have decoded and not yet sent
 _WINDOW = 64 * 1024  # bytes read at a time when looking for a line start
 
 # The helper's command: nothing but the reader is imported there.
@@ -87,7 +87,7 @@ class Backlog:
             env = dict(os.environ)
             here = str(Path(lossmon.__file__).resolve().parent.parent)  # this very lossmon in the helper
             env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
-            args = [path, *map(str, (start, stop, *identity, *limits, write_end))]
+            args = [path, *map(str, (start, stop, *identity, *limits, HELPER_SHARE, write_end))]
             self._process = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, *args],
                 pass_fds=(write_end,),
@@ -146,7 +146,7 @@ def serve(argv: list[str]) -> None:
     the slices, and send every slice (or its note) in file order."""
     from lossmon.read.tailer import Tailer
 
-    path, (start, stop, dev, ino, max_line, slice_bytes, out) = argv[0], map(int, argv[1:])
+    path, (start, stop, dev, ino, max_line, slice_bytes, share, out) = argv[0], map(int, argv[1:])
     outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
     gone = threading.Event()
     sender = threading.Thread(target=_send_all, args=(Connection(out, readable=False), outbox, gone), daemon=True)
@@ -158,7 +158,7 @@ def serve(argv: list[str]) -> None:
     try:
         while offset < stop and not gone.is_set():
             end = line_start(fd, offset + slice_bytes, stop)
-            if index % (HELPER_SHARE + 1) == 0:
+            if index % (share + 1) == 0:
                 piece = Slice(offset, end, yours=True)
             else:
                 tailer.offset, tailer._partial, tailer._skipping = offset, bytearray(), False

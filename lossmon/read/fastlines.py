@@ -102,9 +102,11 @@ class Typed:
                 ("step", Annotated[int, msgspec.Meta(ge=0, le=MAX_STEP - 1)]),
                 ("logs", logs),
                 ("step_logs", logs),
-                ("epoch", Optional[Annotated[int, msgspec.Meta(ge=0, le=2**53)]], None),  # exact as a float
+                # Absent: -1 and NaN, so the columns come out in one pass each;
+                # an explicit null fails here and takes the general decoder.
+                ("epoch", Annotated[int, msgspec.Meta(ge=0, le=MAX_STEP - 1)], -1),
                 ("batch", Any, None),
-                ("time", Optional[float], None),
+                ("time", float, math.nan),
             ],
             tag_field="kind",
             tag=BATCH,
@@ -113,7 +115,7 @@ class Typed:
         others = [msgspec.defstruct(f"Other_{k}", [], tag_field="kind", tag=k, gc=False) for k in sorted(KINDS - {BATCH})]
         self.decoder = msgspec.json.Decoder(Union[(self.line, *others)])  # type: ignore[valid-type]
         self._getters = {name: attrgetter(f"step_logs.{f}") for name, f in zip(self.names, fields)}
-        self._logs_getters = {name: attrgetter(f"logs.{f}") for name, f in zip(self.names, fields)}  # for TypedRows
+        self._logs_getters = {name: attrgetter(f) for name, f in zip(self.names, fields)}  # for TypedRows, on a Logs struct
 
     def decode(self, data: bytes, count: int) -> list[Any] | None:
         """The `count` lines in `data` as structs, or None if any line is not
@@ -126,8 +128,7 @@ class Typed:
 
     def take(self, rows: list[Any], lines: list[bytes], items: list[Any], slow: Callable[[bytes], None]) -> None:
         """Like `take`, for rows this decoder made."""
-        line, types = self.line, list(map(type, rows))
-        others = [] if types.count(line) == len(rows) else [i for i, t in enumerate(types) if t is not line]
+        others = _positions_not_of(self.line, list(map(type, rows)))
         start = 0
         for stop in [*others, len(rows)]:
             if stop > start:
@@ -145,9 +146,8 @@ class Typed:
         cuts = np.flatnonzero(steps[1:] <= steps[:-1]) + 1
         if runs.count(runs[0]) != n:
             cuts = np.union1d(cuts, [i for i in range(1, n) if runs[i] != runs[i - 1]])
-        epochs = np.array(list(map(_EPOCH, rows)), dtype=np.float64)  # None becomes NaN
-        epochs = np.where(np.isnan(epochs), -1, epochs).astype(np.int64)
-        times = np.array(list(map(_TIME, rows)), dtype=np.float64)
+        epochs = np.fromiter(map(_EPOCH, rows), np.int64, n)
+        times = np.fromiter(map(_TIME, rows), np.float64, n)
         columns = {name: np.fromiter(map(get, rows), np.float64, n) for name, get in self._getters.items()}
         bounds = [0, *cuts.tolist(), n]
         for a, b in zip(bounds, bounds[1:]):
@@ -194,8 +194,9 @@ class TypedRows(Sequence[Record]):
         if self._logs is not None and self._batches is not None:
             return self._logs, self._batches
         structs = self._structs or []
-        logs = {name: np.fromiter(map(get, structs), np.float64, len(structs)) for name, get in self._logs_getters.items()}
-        return logs, list(map(_BATCH, structs))
+        logs = list(map(_LOGS, structs))  # one pass to the nested structs, then one per name
+        columns = {name: np.fromiter(map(get, logs), np.float64, len(logs)) for name, get in self._logs_getters.items()}
+        return columns, list(map(_BATCH, structs))
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
@@ -209,7 +210,7 @@ class TypedRows(Sequence[Record]):
         values = {name: float(column[row]) for name, column in self.step_logs.items()}
         if self._structs is not None:
             struct = self._structs[row]
-            logs, batch = {name: get(struct) for name, get in self._logs_getters.items()}, struct.batch
+            logs, batch = {name: get(struct.logs) for name, get in self._logs_getters.items()}, struct.batch
         else:
             logs = {name: float(column[row]) for name, column in (self._logs or {}).items()}
             batch = (self._batches or [None] * len(self))[row]
@@ -233,7 +234,19 @@ def typed(names: tuple[str, ...]) -> Typed | None:
         return None
 
 
-_STEP, _RUN, _EPOCH, _TIME, _BATCH = map(attrgetter, ("step", "run", "epoch", "time", "batch"))
+_STEP, _RUN, _EPOCH, _TIME, _BATCH, _LOGS = map(attrgetter, ("step", "run", "epoch", "time", "batch", "logs"))
+
+
+def _positions_not_of(kind: type, types: list[type]) -> list[int]:
+    """Where `types` holds another type than `kind`: a header or epoch line
+    among thousands of batch lines, found by list.index in C."""
+    found = []
+    for other in set(types) - {kind}:
+        at = -1
+        for _ in range(types.count(other)):
+            at = types.index(other, at + 1)
+            found.append(at)
+    return sorted(found)
 
 
 def learn_names(decoded: tuple[list[Any], bool]) -> tuple[str, ...] | None:
