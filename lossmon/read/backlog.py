@@ -60,8 +60,8 @@ class Slice:
 def line_start(fd: int, at: int, stop: int) -> int:
     """The first offset at or after `at` where a line starts (just after a
     newline), or `stop` if there is none before it."""
-    if at >= stop:
-        return stop
+    if at >= stop or at <= 0:
+        return min(max(at, 0), stop)  # the file's start is a line start
     position = at - 1
     while position < stop:
         window = os.pread(fd, min(_WINDOW, stop - position), position)
@@ -135,7 +135,10 @@ class Backlog:
             self._process = None
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter exit: nothing to report to
+            pass
 
 
 # ------------------------------------------------------------ the helper
