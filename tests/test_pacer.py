@@ -58,3 +58,28 @@ def test_stop_ends_a_streaming_pause_at_once(tmp_path):
     assert time.monotonic() - start < 2.0
     watcher.stop()
     assert not os.path.getsize(path)
+
+
+def test_a_lone_record_after_a_stream_is_read_at_once(tmp_path):
+    """When a stream ends, the next record's event is judged afresh: it is
+    read at once, not taken for more of the stream and read a batch later."""
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(b"")
+    stop = threading.Event()
+    watcher = FileWatcher(path, poll_interval=5.0).start()
+    pacer = ReadPacer(watcher, stop, gap=0.2, batch=1.0)
+    try:
+        append(path)
+        pacer.wait(5.0, got_records=False)
+        append(path)
+        pacer.wait(5.0, got_records=True)
+        assert pacer.streaming
+        pacer.wait(5.0, got_records=False)  # a read found nothing: the stream is over
+        assert not pacer.streaming and watcher.mode == "events"
+        threading.Timer(0.05, append, args=(path,)).start()  # a lone record, soon after
+        start = time.monotonic()
+        pacer.wait(5.0, got_records=False)
+        assert not pacer.streaming and time.monotonic() - start < 0.5  # its event, not a batch pause
+    finally:
+        stop.set()
+        watcher.stop()

@@ -5,7 +5,8 @@ milliseconds. While records stream in, inotify fires once per append and
 handling each event (watchdog's thread, a read, a message to the UI) costs
 more than the record is worth; the pacer then switches file events off and
 reads every `batch` seconds, many records per pass, until a pass finds
-nothing new.
+nothing new. Then events go back on, and the next record is judged afresh:
+the last event seen while streaming says nothing about it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class ReadPacer:
             self.streaming = False  # quiet again: back to file events
             if not self.stop.is_set():
                 self.watcher.start()
+            self._last_event = 0.0  # or a lone record right after would count as the stream going on
+            return  # read once more at once: a record may have come while events were off
         if not self.watcher.wait(timeout):
             return
         now = time.monotonic()

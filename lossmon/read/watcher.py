@@ -127,6 +127,7 @@ class FileWatcher:
         with self._lock:
             if not self._running:
                 self._running = True
+                self._changed.clear()  # set by stop() to release a waiter, not by the file
                 if not self.polling_only:
                     self._try_watch(wake=False)
         return self
