@@ -213,9 +213,7 @@ def to_record(obj: Any) -> Record | None:
     step = obj.get("step")
     if type(run) is not str or type(step) is not int or not 0 <= step < MAX_STEP:
         return None
-    epoch = obj.get("epoch")
-    if type(epoch) is not int or not 0 <= epoch < MAX_STEP:
-        epoch = None
+    epoch = epoch_of(obj.get("epoch"))
     time = obj.get("time")
     if type(time) is not float:
         time = to_float(time)
@@ -237,9 +235,28 @@ def to_record(obj: Any) -> Record | None:
     return Record(kind, run, step, epoch, time, values, obj)
 
 
+def epoch_of(value: Any) -> int | None:
+    """An epoch as records carry it: an integer from 0 to MAX_STEP - 1, or
+    None (a value of another type or out of range is ignored)."""
+    return value if type(value) is int and 0 <= value < MAX_STEP else None
+
+
 def decode(line: bytes) -> Record | None:
     """Parse and validate one line; None when it is malformed."""
     try:
         return to_record(parse_line(line))
     except ValueError:
         return None
+
+
+def read_line(line: bytes) -> Record | None:
+    """`decode`, trying strict JSON with orjson first: the fast path for the
+    lines a writer makes; the lenient parser only for bare NaN tokens and
+    the like. None when the line is malformed (or blank)."""
+    try:
+        return to_record(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        try:
+            return decode(line)
+        except (ValueError, RecursionError):  # decode() should catch these; be safe anyway
+            return None

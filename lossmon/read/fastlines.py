@@ -30,11 +30,9 @@ from typing import Annotated, Any, Optional, Union
 
 import msgspec
 import numpy as np
-import orjson
 
 from lossmon.block import BatchBlock
-from lossmon.format import BATCH, KINDS, MAX_STEP, Record, to_float, to_record
-from lossmon.format import decode as decode_line
+from lossmon.format import BATCH, KINDS, MAX_STEP, Record, epoch_of, read_line, to_float
 
 MIN_LINES = 32  # below this, one call saves nothing over the line-by-line path
 MAX_TYPED_NAMES = 64  # more value names than this: the general decoder
@@ -213,7 +211,7 @@ class TypedRows(Sequence[Record]):
             logs, batch = {name: get(struct.logs) for name, get in self._logs_getters.items()}, struct.batch
         else:
             logs = {name: float(column[row]) for name, column in (self._logs or {}).items()}
-            batch = (self._batches or [None] * len(self))[row]
+            batch = None if self._batches is None else self._batches[row]
         step = int(self.steps[row])
         epoch_or_none, time_or_none = (None if epoch < 0 else epoch), (None if math.isnan(time) else time)
         data: dict[str, Any] = {"kind": BATCH, "run": self.run, "step": step}
@@ -274,11 +272,11 @@ def take(decoded: tuple[list[Any], bool], lines: list[bytes], items: list[Any], 
 
     def flush() -> None:
         if group:
-            epochs = np.array([r.epoch if r.epoch is not None and 0 <= r.epoch < MAX_STEP else -1 for r in group], np.int64)
+            epochs = np.array([-1 if (epoch := epoch_of(r.epoch)) is None else epoch for r in group], np.int64)
             times = np.array([math.nan if r.time is None else r.time for r in group], np.float64)
             steps = np.fromiter(map(_STEP, group), np.int64, len(group))
             part = [lines[i] for i in indexes]
-            items.append(BatchBlock.of_columns(run, part, steps, epochs, times, line_record, values=values.copy()))
+            items.append(BatchBlock.of_columns(run, part, steps, epochs, times, read_line, values=values.copy()))
             group.clear()
             values.clear()
             indexes.clear()
@@ -320,13 +318,3 @@ def _numbers(logs: dict[str, float | str] | None) -> dict[str, float]:
     return out
 
 
-def line_record(line: bytes) -> Record | None:
-    """The Record of a line in a block, as the line-by-line path makes it
-    (the decoders here agree with that path); for the rows someone asks for."""
-    try:
-        return to_record(orjson.loads(line))
-    except orjson.JSONDecodeError:
-        try:
-            return decode_line(line)
-        except (ValueError, RecursionError):
-            return None

@@ -16,10 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
-import orjson
 
 from lossmon.block import BatchBlock, Item
-from lossmon.format import Record, decode, to_record
+from lossmon.format import Record, read_line
 from lossmon.read import fastlines
 from lossmon.read.backlog import Backlog, Slice, line_start
 
@@ -286,19 +285,11 @@ class Tailer:
             self._line(line, batch)
 
     def _line(self, line: bytes, batch: TailBatch) -> None:
-        try:
-            record = to_record(orjson.loads(line))  # the fast path: strict JSON
-        except orjson.JSONDecodeError:
-            if not line.strip():
-                return  # blank lines are harmless padding, not damage
-            try:
-                record = decode(line)  # bare NaN tokens and the like
-            except (ValueError, RecursionError):  # decode() should catch these; be safe anyway
-                record = None
-        if record is None:
-            batch.malformed += 1
-        else:
+        record = read_line(line)
+        if record is not None:
             batch.items.append(record)
+        elif line.strip():  # blank lines are harmless padding, not damage
+            batch.malformed += 1
 
     def _fail(self, exc: OSError, batch: TailBatch) -> None:
         if isinstance(exc, FileNotFoundError):
