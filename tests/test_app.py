@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 
@@ -27,6 +28,25 @@ def has_braille(widget: MetricPlot) -> bool:
     return any("\u2801" <= ch <= "\u28ff" for ch in rendered)
 
 
+def costly_last_draw(app: WatchApp) -> None:
+    """As if the app had just drawn, at great cost: the next redraw of
+    streaming data waits MAX_DRAW_GAP."""
+    app._draw_cost = 10.0
+    app._last_draw = time.monotonic()
+
+
+@contextlib.asynccontextmanager
+async def watching_healthy_start(tmp_path):
+    """The app at 100x30 on healthy_start(), its 34 records read; its clock
+    just after the records' own times, so the run is not stalled."""
+    path = write(tmp_path / "run.jsonl", healthy_start())
+    app = WatchApp([path], poll_interval=0.5)
+    app.clock = lambda: 1005.0
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 34)
+        yield path, app, pilot
+
+
 def healthy_start(n=30):
     rng = np.random.default_rng(1)
     return [header(steps=10, epochs=20)] + [
@@ -35,13 +55,9 @@ def healthy_start(n=30):
 
 
 async def test_curves_then_a_divergence_alert_appear_as_the_file_grows(tmp_path):
-    path = write(tmp_path / "run.jsonl", healthy_start())
-    app = WatchApp([path], poll_interval=0.5)
-    app.clock = lambda: 1005.0  # just after the records' own times: not stalled
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with watching_healthy_start(tmp_path) as (path, app, pilot):
         loss_plot = app.query_one("#loss-plot", MetricPlot)
         acc_plot = app.query_one("#accuracy-plot", MetricPlot)
-        await wait_for(pilot, lambda: app.monitor.records == 34)
         await pilot.pause(0.1)
         assert [line.name for line in loss_plot.lines] == ["loss", "val_loss"]
         assert {line.name for line in acc_plot.lines} == {"accuracy", "val_accuracy"}
@@ -251,15 +267,10 @@ async def test_data_keeps_arriving_while_the_help_screen_is_open(tmp_path):
 async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
     """While records stream, plot redraws are paced; the legend's latest
     value and the step counter are not."""
-    path = write(tmp_path / "run.jsonl", healthy_start())
-    app = WatchApp([path], poll_interval=0.5)
-    app.clock = lambda: 1005.0
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with watching_healthy_start(tmp_path) as (path, app, pilot):
         loss_plot = app.query_one("#loss-plot", MetricPlot)
-        await wait_for(pilot, lambda: app.monitor.records == 34)
         await pilot.pause(0.2)
-        app._draw_cost = 10.0  # as if a draw were very costly: the next one waits MAX_DRAW_GAP
-        app._last_draw = time.monotonic()
+        costly_last_draw(app)
         draws = loss_plot.draws
         write(path, [batch(31, 0.1234, accuracy=0.875)])
         legend = app.query_one("#loss-panel .plot-legend")
@@ -274,18 +285,13 @@ async def test_the_whole_history_is_drawn_as_soon_as_it_is_read(tmp_path):
     """A cold open reads a long history in many polls, which look like a
     stream of records, whose plot redraws are paced; but the frame with all
     of the history is drawn at once, not seconds later."""
-    path = write(tmp_path / "run.jsonl", healthy_start())
-    app = WatchApp([path], poll_interval=0.5)
-    app.clock = lambda: 1005.0
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with watching_healthy_start(tmp_path) as (path, app, pilot):
         loss_plot = app.query_one("#loss-plot", MetricPlot)
-        await wait_for(pilot, lambda: app.monitor.records == 34)
         app._stop.set()  # the reader thread ends: this test plays its part
         await pilot.pause(1.5)
         app._caught_up.clear()  # as if the history were still being read...
         app._history_drawn = False
-        app._draw_cost = 10.0  # ...after a costly draw: the next one would wait MAX_DRAW_GAP
-        app._last_draw = time.monotonic()
+        costly_last_draw(app)  # ...after a costly draw
         draws = loss_plot.draws
         write(path, [batch(step, 0.3) for step in range(31, 41)])
         app.monitor.poll()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -16,13 +17,23 @@ def append(path, n=1):
             handle.write(b'{"kind":"batch","run":"r","step":1}\n')
 
 
-def test_a_lone_append_is_read_at_once_and_a_stream_in_batches(tmp_path):
+@contextlib.contextmanager
+def pacing(tmp_path, **timing):
+    """An empty run file, its started watcher and a pacer over them; both
+    stopped at the end."""
     path = tmp_path / "run.jsonl"
     path.write_bytes(b"")
     stop = threading.Event()
     watcher = FileWatcher(path, poll_interval=5.0).start()
-    pacer = ReadPacer(watcher, stop, gap=0.2, batch=0.3)
     try:
+        yield path, watcher, ReadPacer(watcher, stop, **timing)
+    finally:
+        stop.set()
+        watcher.stop()
+
+
+def test_a_lone_append_is_read_at_once_and_a_stream_in_batches(tmp_path):
+    with pacing(tmp_path, gap=0.2, batch=0.3) as (path, watcher, pacer):
         assert watcher.mode == "events"
         threading.Timer(0.2, append, args=(path,)).start()
         start = time.monotonic()
@@ -40,9 +51,6 @@ def test_a_lone_append_is_read_at_once_and_a_stream_in_batches(tmp_path):
 
         pacer.wait(0.1, got_records=False)  # a read found nothing: back to file events
         assert not pacer.streaming and watcher.mode == "events"
-    finally:
-        stop.set()
-        watcher.stop()
 
 
 def test_stop_ends_a_streaming_pause_at_once(tmp_path):
@@ -63,12 +71,7 @@ def test_stop_ends_a_streaming_pause_at_once(tmp_path):
 def test_a_lone_record_after_a_stream_is_read_at_once(tmp_path):
     """When a stream ends, the next record's event is judged afresh: it is
     read at once, not taken for more of the stream and read a batch later."""
-    path = tmp_path / "run.jsonl"
-    path.write_bytes(b"")
-    stop = threading.Event()
-    watcher = FileWatcher(path, poll_interval=5.0).start()
-    pacer = ReadPacer(watcher, stop, gap=0.2, batch=1.0)
-    try:
+    with pacing(tmp_path, gap=0.2, batch=1.0) as (path, watcher, pacer):
         append(path)
         pacer.wait(5.0, got_records=False)
         append(path)
@@ -80,6 +83,3 @@ def test_a_lone_record_after_a_stream_is_read_at_once(tmp_path):
         start = time.monotonic()
         pacer.wait(5.0, got_records=False)
         assert not pacer.streaming and time.monotonic() - start < 0.5  # its event, not a batch pause
-    finally:
-        stop.set()
-        watcher.stop()
