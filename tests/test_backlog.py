@@ -182,9 +182,9 @@ def test_blocks_come_through_a_pipe_whole(tmp_path: Path) -> None:
             assert (copy, copy.data) == (item, item.data)
 
 
-def test_the_helper_leaves_one_slice_in_five_to_the_reader(tmp_path: Path, monkeypatch) -> None:
-    """The decoding is shared: the helper sends most slices and notes the
-    ones this process reads itself, in file order, none lost or doubled."""
+def helper_slices(tmp_path: Path, monkeypatch) -> list:
+    """Every message the helper sends while a long file is drained; the
+    records must come out whole either way."""
     received = []
     original = backlog_module.Backlog.receive
 
@@ -200,5 +200,19 @@ def test_the_helper_leaves_one_slice_in_five_to_the_reader(tmp_path: Path, monke
     assert helped and [r.step for r in records] == list(range(1, 20_000))
     slices = [got for got in received if not got.last]
     assert all(a.end == b.start for a, b in zip(slices, slices[1:]))  # contiguous, in order
-    assert [got.yours for got in slices[:10]] == ([False] * 4 + [True]) * 2  # the head was slice 0
     assert received[-1].last and received[-1].start == path.stat().st_size
+    return slices
+
+
+def test_the_reader_takes_slices_itself_when_it_has_caught_up(tmp_path: Path, monkeypatch) -> None:
+    """The decoding is shared by speed: the reader reads the head while the
+    helper starts, then waits for it and asks, so the helper leaves it the
+    first slice; it also asks whenever nothing is queued behind a slice."""
+    slices = helper_slices(tmp_path, monkeypatch)
+    assert slices[0].yours
+    assert any(not got.yours for got in slices)
+
+
+def test_a_reader_that_never_asks_leaves_every_slice_to_the_helper(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(backlog_module.Backlog, "ask", lambda self: None)
+    assert not any(got.yours for got in helper_slices(tmp_path, monkeypatch))

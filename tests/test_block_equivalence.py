@@ -14,10 +14,12 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lossmon.detect import Engine, available_detectors
+from lossmon.detectors._util import finite_row_medians, row_medians, windows
 from lossmon.detectors.stalled import TICK
 from lossmon.format import Record, decode, encode
 from records import batch, end, epoch, header
@@ -147,3 +149,13 @@ def test_a_block_with_few_usable_values_carries_the_right_window_on():
     assert any(a["detector"] == "oscillation" for a in expected)
     for cuts in ([41, 61], [41, 61, 75], [30, 41, 61, 62, 63]):  # the sparse rows as one block, then row by row
         assert alerts(records, cuts) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -1.5, 0.25, 0.25, 1.0, 3.0, 1e300, -1e-300, 7.5]) | st.floats(-1e6, 1e6), min_size=5, max_size=60))
+def test_medians_of_five_by_minimums_and_maximums_are_the_sorted_ones(values):
+    """Divergence's rolling median takes a min/max network for its usual
+    window of five: the same value as the sort, ties and extremes included."""
+    rows = windows(np.array(values), 5)
+    assert np.array_equal(finite_row_medians(rows), row_medians(rows))
+    assert np.array_equal(finite_row_medians(windows(np.array(values), 4)), row_medians(windows(np.array(values), 4)))

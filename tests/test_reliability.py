@@ -129,3 +129,33 @@ async def test_the_app_reports_a_directory_and_then_a_rotation(tmp_path: Path) -
         write(path, [header(), batch(1, 0.9)])
         await status_shows("file was replaced")
         assert app.is_running
+
+
+async def test_news_that_reaches_the_app_as_it_shuts_down_is_dropped(tmp_path: Path, monkeypatch) -> None:
+    """The reader's last message can be handled while the app closes its
+    widgets (quitting as an alert arrives): it must not end in a traceback."""
+    from lossmon.show.app import DataChanged, WatchApp
+
+    close_all = WatchApp._close_all
+
+    async def closing_with_news(app: WatchApp) -> None:
+        await app.query_one("#alerts-list").remove()  # pruning goes child first
+        app.alert_panel._shown = []  # and the news changed the alerts
+        try:
+            app.on_data_changed(DataChanged(records=1, alerts=1))
+            app.refresh_views()
+            app.refresh_values()
+        except Exception as exc:  # noqa: BLE001 - raised here, it would hang the shutdown
+            errors.append(exc)
+        await close_all(app)
+
+    errors: list[Exception] = []
+    monkeypatch.setattr(WatchApp, "_close_all", closing_with_news)
+    path = write(tmp_path / "run.jsonl", [header(), batch(1, 0.7), batch(2, float("nan"))])
+    app = WatchApp([path], poll_interval=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        deadline = time.monotonic() + 10
+        while not app.monitor.engine.alerts:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+    assert errors == []

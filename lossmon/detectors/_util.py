@@ -108,6 +108,19 @@ def row_medians(rows: np.ndarray) -> np.ndarray:
     return ordered[:, mid - 1] / 2 + ordered[:, mid] / 2
 
 
+
+def finite_row_medians(rows: np.ndarray) -> np.ndarray:
+    """`row_medians` of finite values. Five to a row (the usual median
+    window) takes six minimums and maximums per row instead of a sort,
+    several times faster on a block; the median is one of the values
+    either way, so the result is the same."""
+    if rows.shape[1] != 5:
+        return row_medians(rows)
+    a, b, c, d, e = rows.T
+    low = np.maximum(np.minimum(a, b), np.minimum(c, d))  # neither of the two smallest of a..d
+    high = np.minimum(np.maximum(a, b), np.maximum(c, d))  # neither of the two largest
+    return np.maximum(np.minimum(e, low), np.minimum(np.maximum(e, low), high))  # the middle of e, low, high
+
 OPEN, ON, CLEAR = "open", "on", "clear"
 
 def fresh_finite(block: Any, order: Order, name: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
@@ -194,16 +207,21 @@ class EMA:
             self.value = (1.0 - self.alpha) * self.value + self.alpha * x
         return self.value
 
-    def run(self, xs: list[float]) -> list[float]:
-        """`update` for each of `xs` in turn (the same arithmetic, so the
-        same floats); the value after each."""
-        out = []
-        keep, alpha, value = 1.0 - self.alpha, self.alpha, self.value
-        for x in xs:
-            value = x if value is None else keep * value + alpha * x
-            out.append(value)
+    def run(self, xs: np.ndarray) -> np.ndarray:
+        """`update` for each of `xs` in turn, the value after each: the same
+        arithmetic, so the same floats (numpy's alpha * x is Python's), with
+        the products taken as a column and only the sum left to the loop."""
+        xs = np.asarray(xs, dtype=np.float64)
+        if not len(xs):
+            return np.empty(0)
+        value, seeded = self.value, []
+        if value is None:
+            value = float(xs[0])
+            seeded, xs = [value], xs[1:]
+        keep = 1.0 - self.alpha
+        out = seeded + [value := keep * value + term for term in (self.alpha * xs).tolist()]
         self.value = value
-        return out
+        return np.array(out, dtype=np.float64)
 
 
 # Root causes that other detectors' conditions are symptoms of (see

@@ -22,13 +22,13 @@ from lossmon.detectors._util import (
     RunInfo,
     epoch_label,
     finite,
+    finite_row_medians,
     fmt,
     fmt_lr,
     fmt_times,
     fresh_finite,
     hysteresis,
     median,
-    row_medians,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -187,10 +187,10 @@ class Divergence(Detector):
         if ema is None or self._start is None or self._best is None or self._best_any is None:
             return []  # unreachable after warm-up
         history = np.concatenate((np.asarray(self._recent), losses))
-        points = row_medians(windows(history, self.window))[1:]
+        points = finite_row_medians(windows(history, self.window))[1:]  # losses are finite here
         self._recent.extend(losses[-self.window :].tolist())
         self._n += len(rows)
-        smoothed = np.fromiter(ema.run(points.tolist()), np.float64, len(points))
+        smoothed = ema.run(points)
         self._smoothed = float(smoothed[-1])
         best_any, lowered_any = self._running_min(smoothed, self._best_any)
         best, lowered = self._running_min(smoothed, self._best)

@@ -3,13 +3,15 @@
 Opening a run of a million records costs about as much in decoding as in
 modelling and detecting, and all of it holds the interpreter lock. So when
 a Tailer finds a long backlog it shares the decoding with a helper process.
-The backlog is cut into slices at line starts; of every HELPER_SHARE + 1
-slices the helper decodes HELPER_SHARE and leaves one to the Tailer, which
-also models and detects everything. The helper sends its slices back in
-file order through a pipe, and a "yours" note for each slice it leaves, so
-the Tailer reads that one itself and meets the helper's next slice exactly
-where it ended. Blocks travel as numpy columns (lossmon/block.py), cheap to
-pickle; a sender thread lets the helper run a few slices ahead.
+The backlog is cut into slices at line starts; the helper decodes them and
+sends them back in file order through a pipe. The Tailer models and
+detects everything, and when it has caught up and would wait, it says so
+through a second pipe: the helper then leaves its next slice to the
+Tailer (a "yours" note in its place), which reads that one itself and
+meets the helper's next slice exactly where it ended. So the work splits
+by how fast each side goes, on a machine whose speed drifts. Blocks travel
+as numpy columns (lossmon/block.py), cheap to pickle; a sender thread lets
+the helper run a few slices ahead.
 
 If the helper cannot start, dies, or meets a file that was replaced or
 truncated under it, the Tailer reads on by itself from where it stands and
@@ -31,7 +33,6 @@ from typing import Any
 
 import lossmon
 
-HELPER_SHARE = 4  # slices the helper decodes for each one it leaves to the Tailer
 _AHEAD = 10  # slices the helper may have decoded and not yet sent
 _WINDOW = 64 * 1024  # bytes read at a time when looking for a line start
 
@@ -82,15 +83,17 @@ class Backlog:
     def __init__(self, path: str, start: int, stop: int, identity: tuple[int, int], limits: tuple[int, int]) -> None:
         self._conn: Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._ask: int | None = None  # the write end of the "I would wait" pipe
         read_end, write_end = os.pipe()
+        ask_read, ask_write = os.pipe()
         try:
             env = dict(os.environ)
             here = str(Path(lossmon.__file__).resolve().parent.parent)  # this very lossmon in the helper
             env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
-            args = [path, *map(str, (start, stop, *identity, *limits, HELPER_SHARE, write_end))]
+            args = [path, *map(str, (start, stop, *identity, *limits, write_end, ask_read))]
             self._process = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, *args],
-                pass_fds=(write_end,),
+                pass_fds=(write_end, ask_read),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,  # a dying helper must not write over the screen
@@ -98,10 +101,31 @@ class Backlog:
             )
         except BaseException:
             os.close(read_end)
+            os.close(ask_write)
             raise
         finally:
             os.close(write_end)
+            os.close(ask_read)
         self._conn = Connection(read_end, writable=False)
+        os.set_blocking(ask_write, False)
+        self._ask = ask_write
+
+    def ask(self) -> None:
+        """Tell the helper this reader has caught up and would wait: it
+        leaves its next slice to the reader."""
+        if self._ask is None:
+            return
+        try:
+            os.write(self._ask, b"?")
+        except OSError:  # full (asked often enough) or broken (gone: receive will tell)
+            pass
+
+    def ready(self) -> bool:
+        """Whether a slice (or the end) waits in the pipe."""
+        try:
+            return self._conn is None or self._conn.poll()
+        except OSError:
+            return True  # receive will find it gone
 
     def receive(self, timeout: float) -> Slice | None:
         """The next slice, or None when none came within `timeout` seconds.
@@ -128,6 +152,9 @@ class Backlog:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._ask is not None:
+            os.close(self._ask)
+            self._ask = None
         if self._process is not None:
             if self._process.poll() is None:
                 self._process.kill()
@@ -145,11 +172,12 @@ class Backlog:
 
 
 def serve(argv: list[str]) -> None:
-    """The helper: slice `path` from `start` to `stop`, decode its share of
-    the slices, and send every slice (or its note) in file order."""
+    """The helper: slice `path` from `start` to `stop`, decode the slices
+    the Tailer does not ask for, and send every slice (or its note) in file order."""
     from lossmon.read.tailer import Tailer
 
-    path, (start, stop, dev, ino, max_line, slice_bytes, share, out) = argv[0], map(int, argv[1:])
+    path, (start, stop, dev, ino, max_line, slice_bytes, out, asks) = argv[0], map(int, argv[1:])
+    os.set_blocking(asks, False)
     outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
     gone = threading.Event()
     sender = threading.Thread(target=_send_all, args=(Connection(out, readable=False), outbox, gone), daemon=True)
@@ -157,11 +185,11 @@ def serve(argv: list[str]) -> None:
     tailer = Tailer(path, max_line_bytes=max_line, helper=False)
     tailer._identity = (dev, ino)
     fd = os.open(path, os.O_RDONLY)
-    offset, index = start, 1  # slice 0 is the head the Tailer reads before the helper starts
+    offset = start
     try:
         while offset < stop and not gone.is_set():
             end = line_start(fd, offset + slice_bytes, stop)
-            if index % (share + 1) == 0:
+            if _asked(asks):
                 piece = Slice(offset, end, yours=True)
             else:
                 tailer.offset, tailer._partial, tailer._skipping = offset, bytearray(), False
@@ -171,12 +199,21 @@ def serve(argv: list[str]) -> None:
                     break  # replaced, truncated, gone or shorter: the Tailer's own poll will see it
                 piece = Slice(offset, end, batch.items, batch.malformed, bytes(tailer._partial), tailer._skipping)
             _put(outbox, gone, pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL))
-            offset, index = end, index + 1
+            offset = end
         _put(outbox, gone, pickle.dumps(Slice(offset, offset, last=True), protocol=pickle.HIGHEST_PROTOCOL))
     finally:
         os.close(fd)
         _put(outbox, gone, None)
         sender.join()
+
+
+def _asked(asks: int) -> bool:
+    """Whether the Tailer asked for a slice since the last look (all its
+    asks so far answered by one: it asks again when it waits again)."""
+    try:
+        return bool(os.read(asks, 4096))
+    except OSError:  # nothing asked (or the Tailer is gone: the sender will find out)
+        return False
 
 
 def _put(outbox: queue.Queue[bytes | None], gone: threading.Event, message: bytes | None) -> None:

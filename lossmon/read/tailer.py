@@ -169,9 +169,13 @@ class Tailer:
         """The helper's next slice; or, where it left one to this reader,
         that slice read from the file."""
         batch.more = True
+        if not backlog.ready():
+            backlog.ask()  # caught up: this reader takes a slice itself rather than wait
         got = backlog.receive(_HELPER_WAIT)
         if got is None:
             return
+        if not backlog.ready():
+            backlog.ask()  # nothing behind this slice: ask now, so there is no wait next time
         if got.last or got.start != self.offset:  # done, gone, or not where this reader stands
             self._drop_helper()
         elif got.yours:

@@ -232,8 +232,13 @@ class WatchApp(App[None]):
     def shown_runs(self) -> list:
         return list(self.store.runs.values())[-MAX_RUNS_SHOWN:]
 
+    def _showing(self) -> bool:
+        """Whether the widgets are there to update: mounted, and the app not
+        shutting down (its last messages are handled as it closes them)."""
+        return hasattr(self, "alert_panel") and self.is_running and self.alert_panel.is_attached
+
     def refresh_views(self) -> None:
-        if not hasattr(self, "alert_panel"):  # not mounted yet
+        if not self._showing():
             return
         with self.monitor.lock:
             runs = self.shown_runs()
@@ -246,7 +251,7 @@ class WatchApp(App[None]):
 
     def refresh_values(self) -> None:
         """Step counter and each curve's latest value, without a plot redraw."""
-        if not hasattr(self, "alert_panel"):  # not mounted yet
+        if not self._showing():
             return
         with self.monitor.lock:
             for plot_panel in self.plot_panels:
@@ -257,7 +262,7 @@ class WatchApp(App[None]):
     def refresh_alerts(self) -> None:
         """The alert panel, the bell and --on-alert, and the status line:
         cheap, so they are updated at once even while curve redraws wait."""
-        if not hasattr(self, "alert_panel"):  # not mounted yet
+        if not self._showing():
             return
         panel = self.alert_panel
         with self.monitor.lock:
@@ -315,7 +320,7 @@ class WatchApp(App[None]):
         self.title_bar.update(text, layout=False)  # one fixed line: no layout pass
 
     def refresh_status(self) -> None:
-        if not hasattr(self, "status_line"):
+        if not self._showing():
             return
         with self.monitor.lock:
             runs = self.shown_runs()
