@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from lossmon.show.app import DataChanged, WatchApp
+from lossmon.show.app import EMPTY_DRAW_GAP, MAX_DRAW_GAP, DataChanged, WatchApp
 from lossmon.show.widgets.alert_panel import AlertPanel
 from lossmon.show.widgets.metric_plot import MetricPlot
 from records import batch, end, epoch, header, write
@@ -278,7 +278,27 @@ async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
         assert "0.875" in str(app.query_one("#accuracy-panel .plot-legend").render())
         assert "step 31" in str(app.query_one("#status").render())
         assert loss_plot.draws == draws  # the plot itself has not been redrawn yet
-        await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=7.0)  # but it follows
+        await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=MAX_DRAW_GAP + 2.0)  # but it follows
+
+
+async def test_a_runs_first_curves_are_drawn_within_a_second_whatever_the_pacing(tmp_path):
+    """Watching a run that has only written its header: when its first
+    batches stream in, the curves show within about a second, not after a
+    paced wait of up to MAX_DRAW_GAP."""
+    path = write(tmp_path / "run.jsonl", [header(steps=10, epochs=20)])
+    app = WatchApp([path], poll_interval=0.5)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 1)
+        loss_plot = app.query_one("#loss-plot", MetricPlot)
+        await wait_for(pilot, lambda: loss_plot.draws > 0)
+        await pilot.pause(0.3)
+        assert loss_plot.empty
+        costly_last_draw(app)
+        start = time.monotonic()
+        write(path, [batch(step, 0.7 - step / 100) for step in range(1, 6)])
+        await wait_for(pilot, lambda: not loss_plot.empty, timeout=MAX_DRAW_GAP)
+        assert time.monotonic() - start < EMPTY_DRAW_GAP + 1.0
+        assert has_braille(loss_plot)
 
 
 async def test_the_whole_history_is_drawn_as_soon_as_it_is_read(tmp_path):

@@ -45,15 +45,16 @@ MAX_RUNS_SHOWN = 6
 TICK_SECONDS = 1.0  # how often silent runs are judged (the stalled detector)
 # Redraws on new data: at once after a quiet spell (low latency), but while
 # records stream in, at most one per DRAW_COST_FACTOR times the cost of the
-# last draw (so drawing takes under 2% of a core), within these bounds. The
+# last draw (so drawing takes about 1% of a core), within these bounds. The
 # legends' latest values and the status line follow every record at once,
 # unless new data keeps coming within STREAMING_GAP: then once per
 # VALUES_GAP. A new or resolved alert is painted at once. Together these
 # keep `watch` under 5% of a core while a run writes 100 records a second
 # (benchmarks/idle_cpu.py) and show a record a second as it comes.
-DRAW_COST_FACTOR = 60.0
+DRAW_COST_FACTOR = 100.0
 MIN_DRAW_GAP = 0.2
-MAX_DRAW_GAP = 5.0
+MAX_DRAW_GAP = 8.0
+EMPTY_DRAW_GAP = 1.0  # while the plots show no curve yet
 VALUES_GAP = 1.0
 STREAMING_GAP = 0.5
 ALERT_FIRST = 0.05  # seconds a plot redraw waits behind a new alert's paint
@@ -130,7 +131,7 @@ class WatchApp(App[None]):
         self.plots_box = self.query_one("#plots")
         self.title_bar = self.query_one("#title", Static)
         self.refresh_views()
-        self.set_interval(1.0, self.refresh_status)
+        self.set_interval(1.0, self._status_tick)
         self.read_files()
 
     def on_resize(self) -> None:
@@ -189,6 +190,8 @@ class WatchApp(App[None]):
         if self._draw_timer is not None:
             return  # a draw is already due; it will show these records too
         gap = min(MAX_DRAW_GAP, max(MIN_DRAW_GAP, DRAW_COST_FACTOR * self._draw_cost))
+        if all(p.plot.empty for p in self.plot_panels if p.display):
+            gap = min(gap, EMPTY_DRAW_GAP)  # a run's first curves: soon, not after a paced wait
         wait = self._last_draw + gap - time.monotonic()
         if message.alerts:
             wait = max(wait, ALERT_FIRST)  # let the alert's frame go out before the plots' costly one
@@ -318,6 +321,12 @@ class WatchApp(App[None]):
         text.append("  ")
         text.append_text(modes)
         self.title_bar.update(text, layout=False)  # one fixed line: no layout pass
+
+    def _status_tick(self) -> None:
+        """Once a second, for "last record Ns ago"; while records stream the
+        refresh of the latest values shows the status too."""
+        if time.monotonic() - self._last_data >= STREAMING_GAP:
+            self.refresh_status()
 
     def refresh_status(self) -> None:
         if not self._showing():
