@@ -8,11 +8,12 @@ after the app handled the new data has been painted, taken with
 call_after_refresh from a subclass: "values on screen" is the refresh of
 the legends' latest values and the status line's step, done for every
 record; "curves on screen" the plot redraw, which is paced while records
-stream (lossmon/show/app.py). Records are appended one at a time, 0.6-1 s apart (a run taking about a second per step), and again 50-150
-ms apart ("streaming": the app then refreshes the values at most twice a
-second and the curves as above). Measured
-with inotify events and in polling mode. The baseline, in the same run, is
-the bare file-event wake-up: FileWatcher.wait() returning after an append.
+stream (lossmon/show/app.py). Records are appended one at a time, 0.6-1 s
+apart (a run taking about a second per step), and again 50-150 ms apart
+("streaming": the app then refreshes the values once a second and the
+curves as above). Measured with inotify events and in polling mode. The
+baseline, in the same run, is the bare file-event wake-up:
+FileWatcher.wait() returning after an append.
 Usage: python benchmarks/latency.py [--samples N]
 """
 

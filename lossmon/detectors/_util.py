@@ -108,7 +108,6 @@ def row_medians(rows: np.ndarray) -> np.ndarray:
     return ordered[:, mid - 1] / 2 + ordered[:, mid] / 2
 
 
-
 def finite_row_medians(rows: np.ndarray) -> np.ndarray:
     """`row_medians` of finite values. Five to a row (the usual median
     window) takes six minimums and maximums per row instead of a sort,
@@ -120,6 +119,7 @@ def finite_row_medians(rows: np.ndarray) -> np.ndarray:
     low = np.maximum(np.minimum(a, b), np.minimum(c, d))  # neither of the two smallest of a..d
     high = np.minimum(np.maximum(a, b), np.maximum(c, d))  # neither of the two largest
     return np.maximum(np.minimum(e, low), np.minimum(np.maximum(e, low), high))  # the middle of e, low, high
+
 
 OPEN, ON, CLEAR = "open", "on", "clear"
 
