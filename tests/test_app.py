@@ -192,6 +192,9 @@ async def test_on_alert_command_and_bell_on_critical(tmp_path):
     old = healthy_start(10)[:1] + [batch(i, 0.69, run="old") for i in range(1, 4)] + [batch(4, math.nan, run="old")]
     path = write(tmp_path / "run.jsonl", old)
     app = WatchApp([path], poll_interval=0.3, notifier=notifier)
+    # The records' own times, not today's: else the first tick finds both runs
+    # silent for decades and a stalled warning can go out before the NaN's alert.
+    app.clock = lambda: 1005.0
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: any(a.run == "old" for a in app.query_one(AlertPanel).alerts))
         await pilot.pause(0.5)
