@@ -192,9 +192,18 @@ class Divergence(Detector):
         self._n += len(rows)
         smoothed = ema.run(points)
         self._smoothed = float(smoothed[-1])
-        best_any, lowered_any = self._running_min(smoothed, self._best_any)
-        best, lowered = self._running_min(smoothed, self._best)
-        first_best_any_step, first_best_step = self._best_any_step, self._best_step
+        first_best_any, first_best_any_step = self._best_any, self._best_any_step
+        first_best, first_best_step = self._best, self._best_step
+        # The new minimum, if any, was reached at its first row: no later row is lower.
+        low = int(smoothed.argmin())
+        if smoothed[low] < first_best_any:
+            self._best_any, self._best_any_step = float(smoothed[low]), int(block.steps[rows[low]])
+        if smoothed[low] < first_best:
+            self._best, self._best_step = float(smoothed[low]), int(block.steps[rows[low]])
+        if not self._active and self._cannot_fire(float(smoothed.max())):
+            return []  # the usual block: no alert on, and no row near a threshold
+        best_any, lowered_any = self._running_min(smoothed, first_best_any)
+        best, lowered = self._running_min(smoothed, first_best)
 
         def best_any_step(k: int) -> int:
             return self._step_at(block, rows, lowered_any, k, first_best_any_step)
@@ -202,17 +211,13 @@ class Divergence(Detector):
         def best_step(k: int) -> int:
             return self._step_at(block, rows, lowered, k, first_best_step)
 
-        last = len(rows) - 1
-        self._best_any, self._best_any_step = float(best_any[-1]), best_any_step(last)
-        self._best, self._best_step = float(best[-1]), best_step(last)
-
         start, s = self._start, smoothed
         with np.errstate(all="ignore"):
             unjudged = (best <= 0) | (best_any <= 0)  # a ratio to zero means nothing
             blow_up, rebound = self._holds(1.0, s, start, best, best_any)
             fire = (blow_up | rebound) & ~unjudged
             if not self._active and not fire.any():
-                return []  # the usual block: nothing fires, no alert on
+                return []  # nothing fires, no alert on
             blow_up_held, rebound_held = self._holds(0.5, s, start, best, best_any)
             # A loss still well above where the run started has not
             # recovered, however it wobbles: keep the alert, don't flap.
@@ -253,15 +258,29 @@ class Divergence(Detector):
         i = int(np.searchsorted(lowered, k, side="right"))
         return int(block.steps[rows[lowered[i - 1]]]) if i else before
 
+    def _thresholds(self, level: float) -> tuple[float, float, float]:
+        """The rebound factor, the blow-up factor and the share at `level`
+        of each threshold's excess (see `_holds`)."""
+        return 1 + (self.factor - 1) * level, 1 + (self.critical_factor - 1) * level, self.share * level
+
+    def _cannot_fire(self, highest: float) -> bool:
+        """Whether no row of a block can start an alert, seen from its
+        `highest` smoothed value and the lowest bests after it: the best
+        values only fall, so a row's thresholds are at least the final ones.
+        A check of two numbers that spares the usual block the arrays."""
+        factor, critical, _ = self._thresholds(1.0)
+        best, best_any = self._best, self._best_any
+        if best is None or best_any is None or not (factor > 0 and critical > 0 and best > 0 and best_any > 0):
+            return False
+        return highest < factor * best and highest < critical * best_any
+
     def _holds(self, level: float, s: Any, start: float, best: Any, best_any: Any) -> tuple[Any, Any]:
         """(blow-up, rebound) at `level` of each threshold's excess.
 
         level 1 is the full threshold, to start an alert; level 0.5 is half
         of it, to keep one going (hysteresis). Works on floats and arrays.
         """
-        factor = 1 + (self.factor - 1) * level
-        critical = 1 + (self.critical_factor - 1) * level
-        share = self.share * level
+        factor, critical, share = self._thresholds(level)
         blow_up = (s >= critical * best_any) & (s - best_any >= share * np.maximum(start - best_any, 0.0))
         rebound = (s >= factor * best) & (s - best >= share * np.maximum(start - best, 0.0))
         return blow_up, rebound

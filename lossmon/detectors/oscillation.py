@@ -123,7 +123,11 @@ class Oscillation(Detector):
         # its median below that: calm, not firing. Only the other rows need
         # the median; in a healthy run that is hardly any.
         moves = np.abs(deltas)
-        open_rows = np.flatnonzero(window_counts(moves >= threshold / 2, size)[-n:] >= size // 2)
+        big = moves >= threshold / 2
+        if np.count_nonzero(big) < size // 2:  # too few for any window (the usual block): none open
+            open_rows = np.empty(0, np.intp)
+        else:
+            open_rows = np.flatnonzero(window_counts(big, size)[-n:] >= size // 2)
         if not len(open_rows) and not self._active:
             return []  # all calm, no alert on: nothing to say
         moves = windows(moves, size)[-n:]
