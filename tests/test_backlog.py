@@ -54,6 +54,16 @@ def drain(tailer: Tailer) -> tuple[list, int, list[str], bool]:
             return records, malformed, notices, helped
 
 
+def items_of(tailer: Tailer) -> list:
+    """Records and blocks, as the reader hands them on, up to the end."""
+    items = []
+    while True:
+        batch = tailer.poll()
+        items += batch.items
+        if not batch.more:
+            return items
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=st.lists(st.one_of(batch_line(), other_lines, st.builds(good_line, st.integers(1, 10**6))), min_size=80, max_size=400),
@@ -163,13 +173,7 @@ def test_blocks_come_through_a_pipe_whole(tmp_path: Path) -> None:
     lines[1500] = b'{"kind":"batch","run":"a","step":1501,"batch":"x","logs":{"loss":"NaN"},"step_logs":{"loss":0.5}}'
     lines.insert(2000, b'{"kind":"epoch","run":"a","step":2000,"epoch":19,"logs":{"loss":0.1}}')
     path = file_of(tmp_path / "run.jsonl", lines)
-    tailer = reader(path, False, max_bytes_per_poll=60_000)
-    items = []
-    while True:
-        batch = tailer.poll()
-        items += batch.items
-        if not batch.more:
-            break
+    items = items_of(reader(path, False, max_bytes_per_poll=60_000))
     blocks = [item for item in items if isinstance(item, BatchBlock)]
     assert {type(block.rows).__name__ for block in blocks} == {"TypedRows", "list"}  # both decoders
     items += [block.slice(3, len(block) - 2) for block in blocks]
@@ -180,6 +184,41 @@ def test_blocks_come_through_a_pipe_whole(tmp_path: Path) -> None:
             assert copy.names == item.names and all((copy.column(n) == item.column(n)).all() for n in item.names)
         else:
             assert (copy, copy.data) == (item, item.data)
+
+
+def test_a_sent_block_whose_file_changed_says_what_its_columns_say(tmp_path: Path) -> None:
+    """A typed block crosses the pipe as columns and the byte range of its
+    lines, which are read again if a row's Record is asked for. If the file
+    was replaced, cut or rewritten in between, the Record is made from the
+    columns: the same step, epoch, time and values, without the line's
+    `logs` and `batch`; never the changed line's values."""
+    path = tmp_path / "run.jsonl"
+
+    def replace() -> None:
+        path.rename(tmp_path / "old.jsonl")
+        path.write_bytes((tmp_path / "old.jsonl").read_bytes())  # same bytes, another file
+
+    def cut() -> None:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    def rewrite() -> None:
+        path.write_bytes(path.read_bytes().replace(b'"accuracy":0.5', b'"accuracy":0.7'))  # same length
+
+    for change in (replace, cut, rewrite):
+        file_of(path, [good_line(s) for s in range(1, 3000)])
+        items = items_of(reader(path, False, max_bytes_per_poll=60_000))
+        blocks = [item for item in items if isinstance(item, BatchBlock) and type(item.rows).__name__ == "TypedRows"]
+        sent = [pickle.dumps(block, protocol=pickle.HIGHEST_PROTOCOL) for block in blocks]
+        whole = [record for block in blocks for record in block.records]
+        change()
+        got = [record for message in sent for record in pickle.loads(message).records]
+        assert [(r.step, r.epoch, r.time, r.values) for r in got] == [(r.step, r.epoch, r.time, r.values) for r in whole]
+        unread = [r for r in got if "logs" not in r.data]
+        assert unread and all("batch" not in r.data and r.data["step_logs"] == r.values for r in unread)
+        if change is cut:  # the first half is still there and still read
+            assert got[0].data == whole[0].data and len(unread) < len(got)
+        else:
+            assert len(unread) == len(got)
 
 
 def helper_slices(tmp_path: Path, monkeypatch) -> list:

@@ -33,6 +33,7 @@ import numpy as np
 
 from lossmon.block import BatchBlock
 from lossmon.format import BATCH, KINDS, MAX_STEP, Record, epoch_of, read_line, to_float
+from lossmon.read.rowlines import ChunkLines, RowLines
 
 MIN_LINES = 32  # below this, one call saves nothing over the line-by-line path
 MAX_TYPED_NAMES = 64  # more value names than this: the general decoder
@@ -113,7 +114,6 @@ class Typed:
         others = [msgspec.defstruct(f"Other_{k}", [], tag_field="kind", tag=k, gc=False) for k in sorted(KINDS - {BATCH})]
         self.decoder = msgspec.json.Decoder(Union[(self.line, *others)])  # type: ignore[valid-type]
         self._getters = {name: attrgetter(f"step_logs.{f}") for name, f in zip(self.names, fields)}
-        self._logs_getters = {name: attrgetter(f) for name, f in zip(self.names, fields)}  # for TypedRows, on a Logs struct
 
     def decode(self, data: bytes, count: int) -> list[Any] | None:
         """The `count` lines in `data` as structs, or None if any line is not
@@ -124,20 +124,20 @@ class Typed:
             return None
         return rows if len(rows) == count else None
 
-    def take(self, rows: list[Any], lines: list[bytes], items: list[Any], slow: Callable[[bytes], None]) -> None:
-        """Like `take`, for rows this decoder made."""
+    def take(self, rows: list[Any], lines: ChunkLines, items: list[Any], slow: Callable[[bytes], None]) -> None:
+        """Like `take`, for rows this decoder made from `lines`."""
         others = _positions_not_of(self.line, list(map(type, rows)))
         start = 0
         for stop in [*others, len(rows)]:
             if stop > start:
-                self._blocks(rows[start:stop], items)
+                self._blocks(rows[start:stop], lines, start, items)
             if stop < len(rows):
-                slow(lines[stop])
+                slow(lines.lines[stop])
             start = stop + 1
 
-    def _blocks(self, rows: list[Any], items: list[Any]) -> None:
-        """Consecutive batch rows as blocks, cut where the run changes or the
-        step does not increase."""
+    def _blocks(self, rows: list[Any], lines: ChunkLines, first: int, items: list[Any]) -> None:
+        """Consecutive batch rows (lines `first`... of `lines`) as blocks,
+        cut where the run changes or the step does not increase."""
         n = len(rows)
         steps = np.fromiter(map(_STEP, rows), np.int64, n)
         runs = list(map(_RUN, rows))
@@ -150,20 +150,19 @@ class Typed:
         bounds = [0, *cuts.tolist(), n]
         for a, b in zip(bounds, bounds[1:]):
             part = {name: column[a:b] for name, column in columns.items()}
-            typed_rows = TypedRows(runs[a], steps[a:b], epochs[a:b], times[a:b], part, rows[a:b], self._logs_getters)
+            typed_rows = TypedRows(runs[a], steps[a:b], epochs[a:b], times[a:b], part, lines, first + a)
             items.append(BatchBlock.of_columns(runs[a], typed_rows, steps[a:b], epochs[a:b], times[a:b], columns=part))
 
 
 class TypedRows(Sequence[Record]):
-    """The rows of a typed block: row i is made into the Record the
-    line-by-line path would make only when someone asks for it, from the
-    block's columns and, for `logs` and `batch`, the decoded structs.
-
-    Decoded structs cannot be pickled, so a block sent from a helper process
-    (lossmon/read/backlog.py) takes `logs` and `batch` along as columns.
+    """The rows of a typed block: row i is made into a Record only when
+    someone asks for it, from its source line (`lines`, from line `first`)
+    exactly as the line-by-line path makes it. If that line cannot be had
+    (a block from the helper process whose file changed since), the Record
+    says what the columns say, without the line's `logs` and `batch`.
     """
 
-    __slots__ = ("_batches", "_logs", "_logs_getters", "_structs", "epochs", "run", "step_logs", "steps", "times")
+    __slots__ = ("epochs", "first", "lines", "run", "step_logs", "steps", "times")
 
     def __init__(
         self,
@@ -172,50 +171,37 @@ class TypedRows(Sequence[Record]):
         epochs: np.ndarray,
         times: np.ndarray,
         step_logs: dict[str, np.ndarray],
-        structs: list[Any] | None = None,
-        logs_getters: dict[str, Callable[[Any], float]] | None = None,
-        logs: dict[str, np.ndarray] | None = None,
-        batches: list[Any] | None = None,
+        lines: RowLines,
+        first: int = 0,
     ) -> None:
         self.run, self.steps, self.epochs, self.times, self.step_logs = run, steps, epochs, times, step_logs
-        self._structs, self._logs_getters = structs, logs_getters or {}
-        self._logs, self._batches = logs, batches
+        self.lines, self.first = lines, first
 
     def __len__(self) -> int:
         return len(self.steps)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return TypedRows, (self.run, self.steps, self.epochs, self.times, self.step_logs, None, None, *self._columns())
-
-    def _columns(self) -> tuple[dict[str, np.ndarray], list[Any]]:
-        """`logs` as columns and `batch` as a list."""
-        if self._logs is not None and self._batches is not None:
-            return self._logs, self._batches
-        structs = self._structs or []
-        logs = list(map(_LOGS, structs))  # one pass to the nested structs, then one per name
-        columns = {name: np.fromiter(map(get, logs), np.float64, len(logs)) for name, get in self._logs_getters.items()}
-        return columns, list(map(_BATCH, structs))
+        lines, first = self.lines.portable(self.first, len(self))
+        return TypedRows, (self.run, self.steps, self.epochs, self.times, self.step_logs, lines, first)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            structs = None if self._structs is None else self._structs[index]
-            logs = None if self._logs is None else {k: v[index] for k, v in self._logs.items()}
-            batches = None if self._batches is None else self._batches[index]
+            start, _, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("TypedRows slices are contiguous")
             cut = self.steps[index], self.epochs[index], self.times[index], {k: v[index] for k, v in self.step_logs.items()}
-            return TypedRows(self.run, *cut, structs, self._logs_getters, logs, batches)
+            return TypedRows(self.run, *cut, self.lines, self.first + start)
         row = range(len(self))[index]  # IndexError out of range
-        epoch, time = int(self.epochs[row]), float(self.times[row])
-        values = {name: float(column[row]) for name, column in self.step_logs.items()}
-        if self._structs is not None:
-            struct = self._structs[row]
-            logs, batch = {name: get(struct.logs) for name, get in self._logs_getters.items()}, struct.batch
-        else:
-            logs = {name: float(column[row]) for name, column in (self._logs or {}).items()}
-            batch = None if self._batches is None else self._batches[row]
-        step = int(self.steps[row])
+        step, epoch, time = int(self.steps[row]), int(self.epochs[row]), float(self.times[row])
         epoch_or_none, time_or_none = (None if epoch < 0 else epoch), (None if math.isnan(time) else time)
+        values = {name: float(column[row]) for name, column in self.step_logs.items()}
+        line = self.lines.line(self.first + row)
+        record = read_line(line) if line is not None else None
+        if record is not None and record.kind == BATCH:
+            if (record.run, record.step, record.epoch, record.time, record.values) == (self.run, step, epoch_or_none, time_or_none, values):
+                return record
         data: dict[str, Any] = {"kind": BATCH, "run": self.run, "step": step}
-        for key, value in (("epoch", epoch_or_none), ("batch", batch), ("time", time_or_none), ("logs", logs), ("step_logs", dict(values))):
+        for key, value in (("epoch", epoch_or_none), ("time", time_or_none), ("step_logs", dict(values))):
             if value is not None:
                 data[key] = value
         return Record(BATCH, self.run, step, epoch_or_none, time_or_none, values, data)
@@ -232,7 +218,7 @@ def typed(names: tuple[str, ...]) -> Typed | None:
         return None
 
 
-_STEP, _RUN, _EPOCH, _TIME, _BATCH, _LOGS = map(attrgetter, ("step", "run", "epoch", "time", "batch", "logs"))
+_STEP, _RUN, _EPOCH, _TIME = map(attrgetter, ("step", "run", "epoch", "time"))
 
 
 def _positions_not_of(kind: type, types: list[type]) -> list[int]:

@@ -21,6 +21,7 @@ from lossmon.block import BatchBlock, Item
 from lossmon.format import Record, read_line
 from lossmon.read import fastlines
 from lossmon.read.backlog import Backlog, Slice, line_start
+from lossmon.read.rowlines import ChunkLines
 
 Status = Literal["waiting", "ok", "error"]
 
@@ -223,15 +224,17 @@ class Tailer:
             chunk = os.read(fd, min(_READ_CHUNK, budget))
             if not chunk:
                 return
+            at = self.offset
             self.offset += len(chunk)
             budget -= len(chunk)
-            self._feed(chunk, batch)
+            self._feed(chunk, at, batch)
         batch.more = os.fstat(fd).st_size > self.offset or self._backlog is not None
         if self._limit is not None and self.offset >= self._limit:
             self._limit = None  # the helper's turn again
 
-    def _feed(self, chunk: bytes, batch: TailBatch) -> None:
-        """Split a chunk into lines, joining with the held-back partial line."""
+    def _feed(self, chunk: bytes, at: int, batch: TailBatch) -> None:
+        """Split a chunk (from byte `at` of the file) into lines, joining
+        with the held-back partial line."""
         lines = chunk.split(b"\n")
         rest = lines.pop()  # after the last newline: a line still being written
         if lines:
@@ -249,9 +252,9 @@ class Tailer:
                     self._line_checked(line, batch)
             elif joined:  # the first line is not all in this chunk
                 self._line_checked(lines[0], batch)
-                self._bulk(chunk[len(first) + 1 : len(chunk) - len(rest)], lines[1:], batch)
+                self._bulk(chunk[len(first) + 1 : len(chunk) - len(rest)], lines[1:], at + len(first) + 1, batch)
             else:
-                self._bulk(chunk[: len(chunk) - len(rest)], lines, batch)
+                self._bulk(chunk[: len(chunk) - len(rest)], lines, at, batch)
         if self._skipping or not rest:
             return
         if len(self._partial) + len(rest) > self.max_line_bytes:
@@ -261,16 +264,17 @@ class Tailer:
         else:
             self._partial += rest
 
-    def _bulk(self, data: bytes, lines: list[bytes], batch: TailBatch) -> None:
-        """Complete lines, decoded in one call where they allow it: by the
-        decoder typed for this file's value names, else the general one."""
+    def _bulk(self, data: bytes, lines: list[bytes], at: int, batch: TailBatch) -> None:
+        """Complete lines (from byte `at` of the file), decoded in one call
+        where they allow it: by the decoder typed for this file's value
+        names, else the general one."""
         slow = lambda line: self._line(line, batch)  # noqa: E731
         decoded = None
         if len(data) <= self.max_line_bytes or max(map(len, lines)) <= self.max_line_bytes:
             if self._typed is not None:
                 rows = self._typed.decode(data, len(lines))
-                if rows is not None:
-                    self._typed.take(rows, lines, batch.items, slow)
+                if rows is not None and self._identity is not None:  # (known: the file was just opened)
+                    self._typed.take(rows, ChunkLines(lines, at, self.path, self._identity), batch.items, slow)
                     return
             decoded = fastlines.decode(data, len(lines))
         if decoded is None:
