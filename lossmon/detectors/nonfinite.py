@@ -97,10 +97,14 @@ class NonFinite(Detector):
         """Remembers the last finite `monitor` value at or before `row`, if any."""
         if monitor is None:
             return
-        good = np.flatnonzero(np.isfinite(monitor[: row + 1]))
-        if len(good):
+        if math.isfinite(monitor[row]):
+            at = row  # the usual case: no search
+        else:
+            good = np.flatnonzero(np.isfinite(monitor[: row + 1]))
+            if not len(good):
+                return
             at = int(good[-1])
-            self._last_finite, self._last_finite_step = float(monitor[at]), int(block.steps[at])
+        self._last_finite, self._last_finite_step = float(monitor[at]), int(block.steps[at])
 
     def _clear(self) -> list[Verdict]:
         if self._since is None:
