@@ -10,8 +10,9 @@ through a second pipe: the helper then leaves its next slice to the
 Tailer (a "yours" note in its place), which reads that one itself and
 meets the helper's next slice exactly where it ended. So the work splits
 by how fast each side goes, on a machine whose speed drifts. Blocks travel
-as numpy columns (lossmon/block.py), cheap to pickle; a sender thread lets
-the helper run a few slices ahead.
+as numpy columns (lossmon/block.py) and the byte range of their lines
+(lossmon/read/rowlines.py), cheap to pickle; a sender thread lets the
+helper run a few slices ahead.
 
 If the helper cannot start, dies, or meets a file that was replaced or
 truncated under it, the Tailer reads on by itself from where it stands and
