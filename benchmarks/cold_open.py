@@ -103,9 +103,10 @@ def first_full_frame(path: Path, total: int) -> float | None:
         app = WatchApp([path], poll_interval=0.5)
         refresh_views = app.refresh_views
 
-        def timed() -> None:
-            refresh_views()
+        def timed() -> bool:
+            drawn = refresh_views()
             drawn_with.append(app.monitor.records)
+            return drawn
 
         app.refresh_views = timed  # type: ignore[method-assign]
         async with app.run_test(size=(160, 48)) as pilot:

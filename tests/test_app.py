@@ -284,6 +284,21 @@ async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
         await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=MAX_DRAW_GAP + 2.0)  # but it follows
 
 
+async def test_a_draw_with_nothing_new_leaves_the_pacing_alone(tmp_path):
+    """A paced draw that finds the plots up to date (the records it was
+    due for were drawn already) measures no draw: the cost of the last real
+    one keeps pacing the stream, or the next records would be drawn at once."""
+    async with watching_healthy_start(tmp_path) as (path, app, pilot):
+        loss_plot = app.query_one("#loss-plot", MetricPlot)
+        await pilot.pause(0.3)
+        costly_last_draw(app)
+        last, draws = app._last_draw, loss_plot.draws
+        app._draw_new_data()
+        await pilot.pause(0.3)
+        assert loss_plot.draws == draws
+        assert (app._draw_cost, app._last_draw) == (10.0, last)
+
+
 async def test_a_runs_first_curves_are_drawn_within_a_second_whatever_the_pacing(tmp_path):
     """Watching a run that has only written its header: when its first
     batches stream in, the curves show within about a second, not after a

@@ -222,7 +222,8 @@ class WatchApp(App[None]):
     def _draw_new_data(self) -> None:
         self._draw_timer = None
         start = time.perf_counter()
-        self.refresh_views()
+        if not self.refresh_views():
+            return  # nothing new on the plots: no draw to pace from, and no measure of a draw's cost
         self._last_draw = time.monotonic()
 
         def painted() -> None:  # the cost is the whole of it: data, plotext and compositing
@@ -240,17 +241,20 @@ class WatchApp(App[None]):
         shutting down (its last messages are handled as it closes them)."""
         return hasattr(self, "alert_panel") and self.is_running and self.alert_panel.is_attached
 
-    def refresh_views(self) -> None:
+    def refresh_views(self) -> bool:
+        """Plots, alerts and title from the model; True when a plot was redrawn."""
         if not self._showing():
-            return
+            return False
+        drawn = False
         with self.monitor.lock:
             runs = self.shown_runs()
             self._layout(runs)
             for plot_panel in self.plot_panels:
                 if plot_panel.display:
-                    plot_panel.show_runs(runs, self.store.clocks, self.view, self.no_color)
+                    drawn = plot_panel.show_runs(runs, self.store.clocks, self.view, self.no_color) or drawn
         self.refresh_alerts()
         self._refresh_title()
+        return drawn
 
     def refresh_values(self) -> None:
         """Step counter and each curve's latest value, without a plot redraw."""

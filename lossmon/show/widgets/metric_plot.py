@@ -364,10 +364,13 @@ class PlotPanel(Vertical):
     def has_data(self, runs: list[Run], view: ViewState) -> bool:
         return bool(self.plot.lines_for(runs, view))
 
-    def show_runs(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool = False) -> None:
-        if self.plot.show_runs(runs, clocks, view, no_color):
-            self._log = self.plot.log_scale(view)
-            self.show_values()
+    def show_runs(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool = False) -> bool:
+        """Redraw the plot if anything changed; True when it did."""
+        if not self.plot.show_runs(runs, clocks, view, no_color):
+            return False
+        self._log = self.plot.log_scale(view)
+        self.show_values()
+        return True
 
     def show_values(self) -> None:
         """The title line with each curve's latest value: cheap, so it is
