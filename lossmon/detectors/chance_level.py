@@ -35,8 +35,11 @@ class ChanceLevel(Detector):
     model can memorise random labels (its training loss falls) while
     learning nothing that generalises. The start is the median of the first
     `warmup` per-step losses (the first epoch's loss without batch
-    records), so one epoch suffices to judge. WARNING; clears when the loss
-    leaves the band. Far above chance is `divergence`'s business.
+    records), so one epoch suffices to judge, once the run has taken
+    `min_steps` optimizer steps: a first epoch of a few steps at chance
+    says nothing yet (runs without batch records are judged from their
+    first epoch). WARNING; clears when the loss leaves the band. Far above
+    chance is `divergence`'s business.
     """
 
     id = "chance_level"
@@ -44,11 +47,15 @@ class ChanceLevel(Detector):
     kinds = frozenset({HEADER, BATCH, EPOCH})
     defers_to = TRAINING_CAUSES
 
-    def __init__(self, margin: float = 0.05, upper: float = 1.5, min_drop: float = 0.05, warmup: int = 5) -> None:
+    def __init__(
+        self, margin: float = 0.05, upper: float = 1.5, min_drop: float = 0.05, warmup: int = 5, min_steps: int = 20
+    ) -> None:
         self.margin = max(float(margin), 0.0)
         self.upper = max(float(upper), 1.0)
         self.min_drop = max(float(min_drop), 0.0)
         self.warmup = max(int(warmup), 1)
+        self.min_steps = max(int(min_steps), 0)
+        self._batched = False  # batch records seen: epoch records' steps count optimizer steps
         self.info = RunInfo()
         self.order = Order()
         self._early: list[float] = []
@@ -61,6 +68,7 @@ class ChanceLevel(Detector):
         if record.kind not in (BATCH, EPOCH) or not self.order.is_new(record):
             return []
         if record.kind == BATCH:
+            self._batched = True
             loss = finite(record.values.get("loss"))
             if loss is not None and len(self._early) < self.warmup:
                 self._early.append(loss)
@@ -75,6 +83,8 @@ class ChanceLevel(Detector):
         if self._start is None and train is not None:
             self._start = train
             return []
+        if self._batched and record.step < self.min_steps and not self._active:
+            return []  # a few steps in, a loss at chance says nothing yet
         in_band = (1 - self.margin) * chance <= level <= self.upper * chance
         if not in_band:
             if self._active:
@@ -93,6 +103,7 @@ class ChanceLevel(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Batch records only give the start: the median of the first losses."""
+        self._batched = True
         if len(self._early) >= self.warmup:
             return []  # the start is known: batch records have nothing more to give
         found = fresh_finite(block, self.order, "loss")

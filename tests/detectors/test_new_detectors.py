@@ -132,6 +132,21 @@ def test_chance_level_fires_on_random_labels_after_one_epoch() -> None:
     assert "labels line up" in finding.hint
 
 
+def test_chance_level_waits_for_min_steps_before_judging() -> None:
+    """A first epoch of seven steps at ln 2 says nothing yet (the seeds'
+    overfitting model learns from its second epoch on); the same losses at
+    the end of a 21-step epoch do."""
+    at_chance = [0.728, 0.701, 0.715, 0.749, 0.622, 0.738, 0.71]
+    short = [header(loss="binary_crossentropy", units=(256, 1))] + batches(at_chance, steps_per_epoch=7)
+    short += epochs([0.709], [0.713], steps_per_epoch=7)
+    assert not run(ChanceLevel(), short).fired
+    long = [header(loss="binary_crossentropy", units=(256, 1))] + batches(at_chance * 3, steps_per_epoch=21)
+    long += epochs([0.709], [0.713], steps_per_epoch=21)
+    rec, _ = run(ChanceLevel(), long).first_finding()
+    assert rec.step == 21
+    assert run(ChanceLevel(min_steps=0), short).fired
+
+
 def test_chance_level_uses_ln_k_for_k_classes() -> None:
     records = [header(loss="sparse_categorical_crossentropy", units=(64, 4))] + batches([1.39] * 10)
     records += epochs([1.385, 1.384], [1.386, 1.387])
