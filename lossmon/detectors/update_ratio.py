@@ -54,10 +54,10 @@ class UpdateRatio(Detector):
             self.active.discard("high")
             out.append(Clear(key="high"))
         if self.low_streak.update(ratios[smallest] <= self.low, record.step):
-            message = (
-                f"one step moves layer {smallest}'s weights by {fmt(ratios[smallest])} of their norm: "
-                f"it is barely learning, {self.low_streak.count} probes in a row"
-            )
+            moved = f"moves layer {smallest}'s weights by {fmt(ratios[smallest])} of their norm"
+            if ratios[smallest] == 0:
+                moved = f"leaves layer {smallest}'s weights unchanged"
+            message = f"one step {moved}: it is barely learning, {self.low_streak.count} probes in a row"
             lr = self.info.lr_too_low()
             hint = (
                 (lr + "; " if lr else "")

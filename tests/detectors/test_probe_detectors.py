@@ -208,5 +208,7 @@ def test_update_ratio_high_and_low():
     (alert,) = alerts([head, at(1, 0.1), at(2, 0.08), at(3, 0.12)], "update_ratio")
     assert alert.key == "high" and "1000x Adam's default" in alert.hint
     (alert,) = alerts([at(1, 0.0), at(2, 0.0), at(3, 1e-6)], "update_ratio")
-    assert alert.key == "low"
+    assert alert.key == "low" and "moves layer a's weights by 1e-06 of their norm" in alert.message
+    (alert,) = alerts([at(1, 0.0), at(2, 0.0), at(3, 0.0)], "update_ratio")
+    assert "one step leaves layer a's weights unchanged: it is barely learning" in alert.message
     assert alerts([at(s, 0.005) for s in (1, 2, 3, 4)], "update_ratio") == []
