@@ -8,6 +8,7 @@ import math
 import time
 
 import numpy as np
+import pytest
 
 from lossmon.show.app import EMPTY_DRAW_GAP, MAX_DRAW_GAP, DataChanged, WatchApp
 from lossmon.show.widgets.alert_panel import AlertPanel
@@ -282,6 +283,21 @@ async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
         assert "step 31" in str(app.query_one("#status").render())
         assert loss_plot.draws == draws  # the plot itself has not been redrawn yet
         await wait_for(pilot, lambda: loss_plot.draws > draws, timeout=MAX_DRAW_GAP + 2.0)  # but it follows
+
+
+@pytest.mark.parametrize("size", [(160, 40), (80, 24)])
+async def test_a_narrow_legend_keeps_the_values_and_drops_the_off_scale_note(tmp_path, size):
+    path = write(tmp_path / "run.jsonl", healthy_start() + [batch(i, 0.3 * (40 if i == 36 else 1)) for i in range(31, 40)])
+    app = WatchApp([path], poll_interval=0.5)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == 43)
+        loss_plot = app.query_one("#loss-plot", MetricPlot)
+        await wait_for(pilot, lambda: loss_plot.off_scale == 1)
+        await pilot.pause(0.2)
+        line = app.query_one("#loss-panel .plot-legend")
+        legend = str(line.render())
+        assert "val_loss 0.5" in legend and len(legend) <= line.size.width  # every curve's last value, not cut off
+        assert ("1 off-scale" in legend) == (size[0] > 100)
 
 
 async def test_a_draw_with_nothing_new_leaves_the_pacing_alone(tmp_path):

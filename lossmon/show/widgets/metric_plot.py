@@ -383,7 +383,9 @@ class PlotPanel(Vertical):
             header.append(" (log)", style="bold")
         header.append("  ")
         header.append_text(legend)
-        if plot.notes:
+        width = self.size.width
+        if plot.notes and (not width or header.cell_len + 2 + plot.notes.cell_len <= width):
+            # Where the line is too short for both, the values stay: the plot's own ▲▼ mark what is off-scale.
             header.append("  ")
             header.append_text(plot.notes)
         if header.plain != self._shown:
