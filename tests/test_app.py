@@ -286,7 +286,7 @@ async def test_latest_values_show_at_once_while_the_plot_redraw_waits(tmp_path):
 
 
 @pytest.mark.parametrize("size", [(160, 40), (80, 24)])
-async def test_a_narrow_legend_keeps_the_values_and_drops_the_off_scale_note(tmp_path, size):
+async def test_a_narrow_legend_keeps_the_values_and_drops_the_rest_first(tmp_path, size):
     path = write(tmp_path / "run.jsonl", healthy_start() + [batch(i, 0.3 * (40 if i == 36 else 1)) for i in range(31, 40)])
     app = WatchApp([path], poll_interval=0.5)
     async with app.run_test(size=size) as pilot:
@@ -298,6 +298,8 @@ async def test_a_narrow_legend_keeps_the_values_and_drops_the_off_scale_note(tmp
         legend = str(line.render())
         assert "val_loss 0.5" in legend and len(legend) <= line.size.width  # every curve's last value, not cut off
         assert ("1 off-scale" in legend) == (size[0] > 100)
+        accuracy = app.query_one("#accuracy-panel .plot-legend")
+        assert "val_accuracy 0.66" in str(accuracy.render()) and len(str(accuracy.render())) <= accuracy.size.width
 
 
 async def test_a_draw_with_nothing_new_leaves_the_pacing_alone(tmp_path):

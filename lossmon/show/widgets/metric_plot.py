@@ -364,6 +364,9 @@ class PlotPanel(Vertical):
     def has_data(self, runs: list[Run], view: ViewState) -> bool:
         return bool(self.plot.lines_for(runs, view))
 
+    def on_resize(self) -> None:
+        self.show_values()  # what the title line can hold depends on its width
+
     def show_runs(self, runs: list[Run], clocks: dict[str, Series], view: ViewState, no_color: bool = False) -> bool:
         """Redraw the plot if anything changed; True when it did."""
         if not self.plot.show_runs(runs, clocks, view, no_color):
@@ -374,20 +377,26 @@ class PlotPanel(Vertical):
 
     def show_values(self) -> None:
         """The title line with each curve's latest value: cheap, so it is
-        updated for every new record while the plot redraws are paced."""
+        updated for every new record while the plot redraws are paced.
+        Where the line is too short, the values stay: the off-scale note
+        goes first (the plot's own arrows mark those points), then the
+        panel's title if that makes them fit (the curves' names say it)."""
         plot = self.plot
         legend = plot.legend_text() if plot.keys else plot.legend  # no curves: "(no data yet)"
+        line = self.query_one(".plot-legend", Static)
+        width = line.size.width or 10**6
+        title = self.panel.title + (" (log)" if self._log else "")
+        short = "(log)" if self._log else ""
+        if len(title) + 2 + legend.cell_len > width and len(short) + 2 + legend.cell_len <= width:
+            title = short  # without it, the values fit
         header = Text(no_wrap=True, overflow="ellipsis")
-        header.append(self.panel.title, style="bold")
-        if self._log:
-            header.append(" (log)", style="bold")
-        header.append("  ")
+        if title:
+            header.append(title, style="bold")
+            header.append("  ")
         header.append_text(legend)
-        width = self.size.width
-        if plot.notes and (not width or header.cell_len + 2 + plot.notes.cell_len <= width):
-            # Where the line is too short for both, the values stay: the plot's own ▲▼ mark what is off-scale.
+        if plot.notes and header.cell_len + 2 + plot.notes.cell_len <= width:
             header.append("  ")
             header.append_text(plot.notes)
         if header.plain != self._shown:
             self._shown = header.plain
-            self.query_one(".plot-legend", Static).update(header, layout=False)  # one line: no layout pass
+            line.update(header, layout=False)  # one line: no layout pass
