@@ -17,7 +17,8 @@ import os
 from itertools import accumulate
 from typing import Protocol
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK: never hang opening a FIFO; O_BINARY: no newline translation on Windows.
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 class RowLines(Protocol):
@@ -77,7 +78,7 @@ class FileLines:
         """The lines, or none when the file is no longer what was decoded."""
         size = self.end - self.start
         try:
-            fd = os.open(self.path, _OPEN_FLAGS)
+            fd = os.open(self.path, OPEN_FLAGS)
             try:
                 info = os.fstat(fd)
                 if (info.st_dev, info.st_ino) != tuple(self.identity):

@@ -21,14 +21,12 @@ from lossmon.block import BatchBlock, Item
 from lossmon.format import Record, read_line
 from lossmon.read import fastlines
 from lossmon.read.backlog import Backlog, Slice, line_start
-from lossmon.read.rowlines import ChunkLines
+from lossmon.read.rowlines import OPEN_FLAGS, ChunkLines
 
 Status = Literal["waiting", "ok", "error"]
 
 MiB = 1024 * 1024
 _READ_CHUNK = 1 * MiB  # bytes per read() call; bounds the memory of one step
-# O_NONBLOCK: never hang opening a FIFO; O_BINARY: no newline translation on Windows.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 # A backlog this long is shared with a helper process (read/backlog.py),
 # which starts while this reader decodes the head (at most HELPER_HEAD
@@ -126,7 +124,7 @@ class Tailer:
 
     def _poll_file(self, batch: TailBatch) -> None:
         try:
-            fd = os.open(self.path, _OPEN_FLAGS)
+            fd = os.open(self.path, OPEN_FLAGS)
         except OSError as exc:
             self._fail(exc, batch)
             return
