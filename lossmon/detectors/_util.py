@@ -358,6 +358,11 @@ class Order:
         self._batch_step = -1
         self._epoch: tuple[int, int] = (-1, -1)
 
+    @property
+    def seen_batches(self) -> bool:
+        """Whether a batch record (of any step) has come."""
+        return self._batch_step >= 0
+
     def fresh_rows(self, steps: np.ndarray) -> int:
         """For a block's increasing steps: the first row that is new; the
         rows before it were seen already (a resumed run repeating steps)."""

@@ -55,7 +55,6 @@ class ChanceLevel(Detector):
         self.min_drop = max(float(min_drop), 0.0)
         self.warmup = max(int(warmup), 1)
         self.min_steps = max(int(min_steps), 0)
-        self._batched = False  # batch records seen: epoch records' steps count optimizer steps
         self.info = RunInfo()
         self.order = Order()
         self._early: list[float] = []
@@ -68,7 +67,6 @@ class ChanceLevel(Detector):
         if record.kind not in (BATCH, EPOCH) or not self.order.is_new(record):
             return []
         if record.kind == BATCH:
-            self._batched = True
             loss = finite(record.values.get("loss"))
             if loss is not None and len(self._early) < self.warmup:
                 self._early.append(loss)
@@ -83,7 +81,8 @@ class ChanceLevel(Detector):
         if self._start is None and train is not None:
             self._start = train
             return []
-        if self._batched and record.step < self.min_steps and not self._active:
+        # With batch records, an epoch record's step counts optimizer steps.
+        if self.order.seen_batches and record.step < self.min_steps and not self._active:
             return []  # a few steps in, a loss at chance says nothing yet
         in_band = (1 - self.margin) * chance <= level <= self.upper * chance
         if not in_band:
@@ -103,7 +102,6 @@ class ChanceLevel(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Batch records only give the start: the median of the first losses."""
-        self._batched = True
         if len(self._early) >= self.warmup:
             return []  # the start is known: batch records have nothing more to give
         found = fresh_finite(block, self.order, "loss")
