@@ -1,0 +1,5 @@
+import sys
+
+from lossmon.eval import main
+
+sys.exit(main())
