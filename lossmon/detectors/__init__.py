@@ -19,12 +19,13 @@ from lossmon.detectors.slow_convergence import SlowConvergence
 from lossmon.detectors.spike import Spike
 from lossmon.detectors.stalled import Stalled
 from lossmon.detectors.unscaled_inputs import UnscaledInputs
+from lossmon.detectors.unscaled_targets import UnscaledTargets
 from lossmon.detectors.update_ratio import UpdateRatio
 from lossmon.detectors.vanishing_gradients import VanishingGradients
 
 # Probe and train-begin detectors (issue 3): they read probe records and the header.
 PROBE_DETECTORS: tuple[type[Detector], ...] = (
-    LrConfig, LossMismatch, UnscaledInputs, ClassImbalance, ExplodingGradients,
+    LrConfig, LossMismatch, UnscaledInputs, UnscaledTargets, ClassImbalance, ExplodingGradients,
     VanishingGradients, DeadRelu, Saturation, UpdateRatio,
 )
 
@@ -40,5 +41,5 @@ __all__ = [
     "BUILTIN", "ChanceLevel", "Divergence", "NonFinite", "Oscillation", "Overfitting", "Plateau",
     "SlowConvergence", "Spike", "Stalled",
     "ClassImbalance", "DeadRelu", "ExplodingGradients", "LossMismatch", "LrConfig", "Saturation",
-    "UnscaledInputs", "UpdateRatio", "VanishingGradients", "PROBE_DETECTORS",
+    "UnscaledInputs", "UnscaledTargets", "UpdateRatio", "VanishingGradients", "PROBE_DETECTORS",
 ]

@@ -187,6 +187,43 @@ def hysteresis(
     return events, active, calm
 
 
+LOWER, RAISE = "lower", "raise"
+
+
+def lr_advice(info: RunInfo, direction: str, *, seen: bool = True, times: float = 10.0) -> str | None:
+    """The learning-rate clause of a hint, worded once for every detector,
+    or None when no advice in that `direction` (LOWER or RAISE) applies.
+
+    A run is never told both ways: RAISE only when its rate is at most a
+    third of the optimizer's default; LOWER from a measure that does not
+    itself show overshooting (`seen=False`: dead or saturated units, large
+    updates, growing gradients) only when the rate is at least 3x the default.
+    The loss showing it (`seen=True`: divergence, zig-zags, NaN) may always
+    ask for a lower rate: the curve says so, whatever the default.
+    """
+    lr, ratio = info.lr, info.lr_ratio()
+    if direction == LOWER:
+        if not seen and (ratio is None or ratio < 3.0):
+            return None
+        if ratio is not None and ratio >= 10.0:
+            return info.lr_too_high()
+        if lr is not None:
+            return f"lower the learning rate {fmt_times(times)}x ({fmt_lr(lr)} -> {fmt_lr(lr / times)})"
+        return f"lower the learning rate {fmt_times(times)}x"
+    if lr is None or ratio is None or ratio > 1 / 3:
+        return None
+    if ratio <= 0.1:
+        return info.lr_too_low(10.0)
+    return f"try a 3x higher learning rate ({fmt_lr(lr)} -> {fmt_lr(lr * 3)})"
+
+
+def sentence(*parts: str | None) -> str:
+    """Hint clauses joined with '; ', the first capitalised, a full stop at the end."""
+    text = "; ".join(p for p in parts if p)
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith(".") else text + "."
+
+
 def epoch_label(epoch: int | None) -> str:
     """Epoch numbers in messages are 1-based, as Keras prints them."""
     return "?" if epoch is None else str(epoch + 1)
@@ -227,6 +264,7 @@ class EMA:
 # Root causes that other detectors' conditions are symptoms of (see
 # Detector.defers_to): one place that says which problem explains which.
 LOSS_CAUSES = ("nonfinite", "divergence")  # a loss out of control also spikes, zig-zags, stalls
+CORRUPT = ("nonfinite",)  # NaN weights also look dead, unchanged, exploding
 TRAINING_CAUSES = LOSS_CAUSES + ("vanishing_gradients", "dead_relu", "saturation", "unscaled_inputs")  # nothing learns
 
 @dataclass
@@ -270,6 +308,8 @@ class RunInfo:
             config = opt.get("config")
             if lr is None and isinstance(config, dict):
                 lr = finite(config.get("learning_rate"))
+            if not lr or lr <= 0:
+                lr = schedule_peak(opt)
             self.lr = lr if lr is not None and lr > 0 else None
         elif isinstance(opt, str) and opt:
             self.optimizer = opt
@@ -324,6 +364,17 @@ class RunInfo:
             if self.output_units is not None and self.output_units >= 2:
                 return math.log(self.output_units)
         return None
+
+
+def schedule_peak(optimizer: Any) -> float | None:
+    """The rate a warm-up schedule climbs to (Keras' `warmup_target`), when
+    the header's optimizer config has one: a warm-up starts at 0 on purpose."""
+    config = optimizer.get("config") if isinstance(optimizer, dict) else None
+    schedule = config.get("learning_rate") if isinstance(config, dict) else None
+    params = schedule.get("config") if isinstance(schedule, dict) else None
+    if not isinstance(params, dict):
+        return None
+    return finite(params.get("warmup_target"))
 
 
 def _output_units(model: Any) -> int | None:

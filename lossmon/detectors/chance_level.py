@@ -12,6 +12,8 @@ from __future__ import annotations
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    LOWER,
+    RAISE,
     TRAINING_CAUSES,
     Order,
     RunInfo,
@@ -19,46 +21,57 @@ from lossmon.detectors._util import (
     finite,
     fmt,
     fresh_finite,
+    lr_advice,
     median,
+    sentence,
 )
+from lossmon.detectors._start import RunStart
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
 
 
 class ChanceLevel(Detector):
     """Epoch val_loss (else loss) within `margin` below chance level or up to
-    `upper`x above it, while the training loss has not fallen `min_drop`
-    from its start.
+    `upper`x above it for `patience` epochs in a row, without gaining
+    `min_gain` over them.
 
     Chance level comes from the header: ln 2 for binary cross-entropy, ln K
     for (sparse) categorical cross-entropy with a K-unit output layer; other
     losses are never judged. The validation loss is preferred because a big
     model can memorise random labels (its training loss falls) while
-    learning nothing that generalises. The start is the median of the first
-    `warmup` per-step losses (the first epoch's loss without batch
-    records), so one epoch suffices to judge, once the run has taken
-    `min_steps` optimizer steps: a first epoch of a few steps at chance
-    says nothing yet (runs without batch records are judged from their
-    first epoch). WARNING; clears when the loss leaves the band. Far above
-    chance is `divergence`'s business.
+    learning nothing that generalises. It judges once the run has taken
+    `min_steps` optimizer steps (runs without batch records from their
+    first epoch). Calibrated on the corpus: healthy runs that start slowly
+    (a warm-up from 0, a small learning rate, a recurrent net) sit at
+    chance for an epoch or two but gain a few percent an epoch from the
+    first; random labels gain nothing for as long as they train. WARNING;
+    clears when the loss leaves the band. Far above chance is
+    `divergence`'s business.
     """
 
     id = "chance_level"
     title = "Loss at chance level"
     kinds = frozenset({HEADER, BATCH, EPOCH})
-    defers_to = TRAINING_CAUSES
+    defers_to = TRAINING_CAUSES + ("overfitting",)  # validation at chance while training memorises: one problem
 
     def __init__(
-        self, margin: float = 0.05, upper: float = 1.5, min_drop: float = 0.05, warmup: int = 5, min_steps: int = 20
+        self,
+        margin: float = 0.05,
+        upper: float = 1.5,
+        min_gain: float = 0.01,
+        patience: int = 3,
+        min_steps: int = 60,
+        learning: float = 0.7,
     ) -> None:
+        self.learning = max(float(learning), 0.0)
         self.margin = max(float(margin), 0.0)
         self.upper = max(float(upper), 1.0)
-        self.min_drop = max(float(min_drop), 0.0)
-        self.warmup = max(int(warmup), 1)
+        self.min_gain = max(float(min_gain), 0.0)
+        self.patience = max(int(patience), 1)
         self.min_steps = max(int(min_steps), 0)
         self.info = RunInfo()
         self.order = Order()
-        self._early: list[float] = []
-        self._start: float | None = None
+        self.start = RunStart()
+        self._band: list[float] = []  # the levels of the latest epochs in a row in the band
         self._active = False
         self._since_epoch: int | None = None
 
@@ -66,11 +79,8 @@ class ChanceLevel(Detector):
         self.info.update(record)
         if record.kind not in (BATCH, EPOCH) or not self.order.is_new(record):
             return []
-        if record.kind == BATCH:
-            loss = finite(record.values.get("loss"))
-            if loss is not None and len(self._early) < self.warmup:
-                self._early.append(loss)
-                self._start = median(self._early)
+        self.start.observe(record)
+        if record.kind != EPOCH:
             return []
         chance = self.info.chance_loss()
         train = finite(record.values.get("loss"))
@@ -78,37 +88,35 @@ class ChanceLevel(Detector):
         level, name = (val, "val_loss") if val is not None else (train, "loss")
         if chance is None or level is None:
             return []
-        if self._start is None and train is not None:
-            self._start = train
-            return []
-        # With batch records, an epoch record's step counts optimizer steps.
-        if self.order.seen_batches and record.step < self.min_steps and not self._active:
-            return []  # a few steps in, a loss at chance says nothing yet
         in_band = (1 - self.margin) * chance <= level <= self.upper * chance
         if not in_band:
+            self._band = []
             if self._active:
                 self._active = False
                 self._since_epoch = None
                 return [Clear()]
             return []
+        self._band.append(level)
         if not self._active:
-            start = self._start
-            learning = train is not None and start is not None and train < (1 - self.min_drop) * start
-            if learning:
+            # With batch records, an epoch record's step counts optimizer steps.
+            if self.order.seen_batches and record.step < self.min_steps:
+                return []  # a few steps in, a loss at chance says nothing yet
+            if len(self._band) < self.patience:
                 return []
+            if self._band[-1] < (1 - self.min_gain) * self._band[-self.patience]:
+                return []  # at chance but gaining: a slow start, not a dead end
+            start = self.start.value
+            if name != "loss" and train is not None and start is not None and train < self.learning * start:
+                return []  # training learns while validation lags (BatchNormalization warming up): not chance
             self._active = True
             self._since_epoch = record.epoch
         return [self._finding(record, name, level, train, chance)]
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
-        """Batch records only give the start: the median of the first losses."""
-        if len(self._early) >= self.warmup:
-            return []  # the start is known: batch records have nothing more to give
+        """Batch records only give the start (and the order their steps)."""
         found = fresh_finite(block, self.order, "loss")
-        if found is not None:
-            self._early += found[1][: self.warmup - len(self._early)].tolist()
-            if self._early:
-                self._start = median(self._early)
+        if found is not None and not self.start.complete:
+            self.start.take(found[1][: self.start.steps].tolist())
         return []
 
     def _finding(self, record: Record, name: str, level: float, train: float | None, chance: float) -> Finding:
@@ -128,7 +136,8 @@ class ChanceLevel(Detector):
             "value": level,
             "loss": train,
             "chance_loss": chance,
-            "start_loss": self._start,
+            "start_loss": self.start.value,
+            "epochs_at_chance": len(self._band),
             "since_epoch": self._since_epoch,
             "epoch": record.epoch,
             "loss_name": info.loss,
@@ -139,14 +148,9 @@ class ChanceLevel(Detector):
             "and that the inputs carry the signal (the right columns, not all constant)",
             "standardise the inputs (StandardScaler)",
         ]
-        too_high = info.lr_too_high()
-        too_low = info.lr_too_low()
-        if too_high:
-            parts.append(f"the {too_high} (a rate that high can kill ReLU units for good)")
-        elif too_low:
-            parts.append(f"the {too_low}")
+        parts.append(lr_advice(info, LOWER, seen=False) or lr_advice(info, RAISE) or "")
         parts.append(
             "check the output layer matches the loss (sigmoid + binary_crossentropy, "
             "softmax + categorical_crossentropy)"
         )
-        return Finding(Severity.WARNING, message, "; ".join(parts) + ".", json_safe(evidence))
+        return Finding(Severity.WARNING, message, sentence(*parts), json_safe(evidence))

@@ -17,6 +17,7 @@ from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
     CLEAR,
     EMA,
+    LOWER,
     OPEN,
     Order,
     RunInfo,
@@ -28,7 +29,9 @@ from lossmon.detectors._util import (
     fmt_times,
     fresh_finite,
     hysteresis,
+    lr_advice,
     median,
+    sentence,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -350,20 +353,9 @@ class Divergence(Detector):
         return [Clear()]
 
     def _hint(self) -> str:
-        info = self.info
-        too_high = info.lr_too_high()
-        if too_high:
-            head = f"The {too_high}, or at least 10x lower ({fmt_lr(info.lr / 10)})"
-        elif info.lr is not None:
-            head = (
-                f"The learning rate is probably too high for this model/data: try 10x lower "
-                f"({fmt_lr(info.lr)} -> {fmt_lr(info.lr / 10)})"
-            )
-        else:
-            head = "The learning rate is probably too high: try 10x lower"
-        return (
-            head
-            + "; add gradient clipping (clipnorm=1.0 in the optimizer); warm the "
-            "learning rate up over the first steps with a schedule; check the inputs "
-            "for outliers and scale them (StandardScaler)."
+        return sentence(
+            lr_advice(self.info, LOWER),
+            "add gradient clipping (clipnorm=1.0 in the optimizer)",
+            "warm the learning rate up over the first steps with a schedule",
+            "check the inputs for outliers and scale them (StandardScaler)",
         )

@@ -16,7 +16,16 @@ import math
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe
-from lossmon.detectors._util import RunInfo, finite, fmt, fmt_times
+from lossmon.detectors._util import (
+    CORRUPT,
+    LOWER,
+    RunInfo,
+    finite,
+    fmt,
+    fmt_times,
+    lr_advice,
+    sentence,
+)
 from lossmon.format import EPOCH, HEADER, PROBE, Record, json_number, json_safe
 
 
@@ -28,6 +37,7 @@ class ExplodingGradients(Detector):
     id = "exploding_gradients"
     title = "Exploding gradients"
     kinds = frozenset({HEADER, EPOCH, PROBE})
+    defers_to = CORRUPT
 
     def __init__(
         self, factor: float = 100.0, critical_factor: float = 1e4, ratio_above: float = 70.0, patience: int = 2, baseline: int = 3
@@ -47,8 +57,7 @@ class ExplodingGradients(Detector):
             return []
         value = record.values["grad_norm"]
         if not math.isfinite(value):
-            self.active = True
-            return [self._finding(record, value, None, Severity.CRITICAL)]
+            return []  # NaN gradients are nonfinite's: this probe says nothing about growth
         depth = finite(record.values.get("grad_ratio"))
         deep = depth is not None and depth > self.ratio_above
         if len(self.start) < self.baseline_probes:
@@ -96,11 +105,10 @@ class ExplodingGradients(Detector):
             "since_step": self.streak.since,
             "step": record.step,
         }
-        lr = self.info.lr_too_high()
-        hint = (
-            (lr + "; " if lr else "")
-            + "clip gradients (optimizer clipnorm=1.0), lower the learning rate 10x, "
-            "scale inputs and regression targets (StandardScaler), and in deep or "
-            "recurrent models use He/Glorot initialisation and normalisation layers"
+        hint = sentence(
+            "clip gradients (optimizer clipnorm=1.0)",
+            lr_advice(self.info, LOWER, seen=False),
+            "scale inputs and regression targets (StandardScaler)",
+            "in deep or recurrent models use He/Glorot initialisation and normalisation layers",
         )
         return Finding(severity, message, hint, json_safe(evidence))

@@ -1,7 +1,8 @@
 """A learning rate far outside the optimizer's usual range, at train begin.
 
 Reads the header's `optimizer` (class and learning rate; for a schedule,
-its value at step 0). Compared with the Keras default of that optimizer
+its value at step 0, or for a warm-up the rate it climbs to: a warm-up
+that starts from 0 is not a zero learning rate). Compared with the Keras default of that optimizer
 (0.01 for SGD, 0.001 for Adam and the other adaptive ones): 300x the
 default or more (Adam >= 0.3, SGD >= 3.0) is almost never right, and the
 seeds' Adam(learning_rate=1.0) is 1000x. 10x-100x (Adam 0.01-0.1, SGD
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 
 from lossmon.detect.base import Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import RunInfo, fmt_lr, fmt_times
+from lossmon.detectors._util import RunInfo, fmt_lr, fmt_times, schedule_peak
 from lossmon.format import HEADER, Record, json_safe
 
 
@@ -34,6 +35,9 @@ class LrConfig(Detector):
             return []
         optimizer = record.data.get("optimizer")
         raw = optimizer.get("learning_rate") if isinstance(optimizer, dict) else None
+        peak = schedule_peak(optimizer)
+        if peak is not None and peak > 0:
+            raw = peak  # a warm-up starts from 0 by design: judge the rate it climbs to
         if isinstance(raw, str) or (isinstance(raw, float) and not math.isfinite(raw)) or (
             isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw <= 0
         ):

@@ -1,8 +1,12 @@
-"""NaN or infinite metric values.
+"""NaN or infinite values anywhere: inputs, labels, weights, gradients, metrics.
 
 Once the loss is NaN every later step is wasted: the weights are NaN too and
 training cannot recover on its own. So there is no threshold and no
-smoothing here: one non-finite value in a batch or epoch record is enough.
+smoothing here: one non-finite value is enough. The loss is not the only
+place it shows: NaN inputs can make NaN weights whose outputs a ReLU turns
+into zeros, so the loss stays finite while the model is corrupt. The
+header's data summary and the probes see that, and it is the same problem:
+one alert, which says where the non-finite values first appeared.
 """
 
 from __future__ import annotations
@@ -15,17 +19,27 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    LOWER,
     RunInfo,
     epoch_label,
     finite,
     fmt,
     fmt_lr,
+    lr_advice,
+    sentence,
 )
-from lossmon.format import BATCH, EPOCH, HEADER, Record, json_number, json_safe
+from lossmon.detectors._probe import header_data
+from lossmon.format import BATCH, EPOCH, HEADER, PROBE, Record, json_number, json_safe
+
+# Where non-finite values can first appear, by a probe value's name.
+_PROBE_PLACES = (("weight_norm/", "weights"), ("update_ratio/", "weights"), ("grad", "gradients"),
+                 ("act_", "activations"), ("probe_loss", "probe loss"))
 
 
 class NonFinite(Detector):
-    """Any metric of a batch or epoch record is NaN or +/-inf: CRITICAL.
+    """Any value is NaN or +/-inf: CRITICAL. Read in the header's summary of
+    the probe sample (inputs, labels), in probe records (weights, gradients,
+    activations, probe loss) and in every metric of batch and epoch records.
 
     The usual causes are a learning rate far too high (weights overflow),
     bad inputs (a NaN or inf in the data), or a custom loss taking log(0) or
@@ -41,7 +55,7 @@ class NonFinite(Detector):
 
     id = "nonfinite"
     title = "NaN / inf values"
-    kinds = frozenset({HEADER, BATCH, EPOCH})
+    kinds = frozenset({HEADER, BATCH, EPOCH, PROBE})
 
     def __init__(self, monitor: str = "loss", ignore: Iterable[str] = ()) -> None:
         self.monitor = monitor
@@ -50,9 +64,16 @@ class NonFinite(Detector):
         self._last_finite: float | None = None
         self._last_finite_step: int | None = None
         self._since: int | None = None  # step of the first bad record of this episode
+        self._data: dict[str, int] = {}  # "inputs"/"labels" -> NaN/inf count in the header's sample
+        self._probe: dict[str, float] = {}  # the latest probe's non-finite values
+        self._first: dict[str, object] | None = None  # where this episode's values first went bad
 
     def observe(self, record: Record) -> list[Verdict]:
         self.info.update(record)
+        if record.kind == HEADER:
+            return self._observe_header(record)
+        if record.kind == PROBE:
+            return self._observe_probe(record)
         if record.kind not in (BATCH, EPOCH):
             return []
         bad = {
@@ -106,59 +127,114 @@ class NonFinite(Detector):
             at = int(good[-1])
         self._last_finite, self._last_finite_step = float(monitor[at]), int(block.steps[at])
 
+    def _observe_header(self, record: Record) -> list[Verdict]:
+        """A new run: NaN/inf in the sample of its inputs or labels holds for
+        the whole run (the data does not change)."""
+        self._data = {}
+        for part in ("inputs", "labels"):
+            count = header_data(record, part).get("nonfinite")
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                self._data[part] = count
+        if not self._data:
+            return []
+        return [self._finding(record, {})]
+
+    def _observe_probe(self, record: Record) -> list[Verdict]:
+        self._probe = {
+            name: value
+            for name, value in record.values.items()
+            if name not in self.ignore and isinstance(value, float) and not math.isfinite(value)
+        }
+        if self._probe:
+            return [self._finding(record, {})]
+        return self._clear()
+
     def _clear(self) -> list[Verdict]:
+        """Clear once no source is bad: a finite batch does not undo NaN
+        inputs or NaN weights."""
+        if self._data or self._probe:
+            return []
         if self._since is None:
             return []
-        self._since = None
+        self._since = self._first = None
         return [Clear()]
 
-    def _finding(self, record: Record, bad: dict[str, float]) -> Finding:
-        if self._since is None:
-            self._since = record.step
-        names = sorted(bad)
-        shown = ", ".join(f"{name}={json_number(bad[name])}" for name in names)
+    def _where(self, record: Record, bad: dict[str, float]) -> tuple[str, str]:
+        """(place, sentence) for the non-finite values this record shows."""
+        if self._data and record.kind == HEADER:
+            shown = " and ".join(f"{n} NaN/inf values in the {part}" for part, n in self._data.items())
+            return "inputs" if "inputs" in self._data else "labels", f"{shown} of the probe sample at train begin"
+        if record.kind == PROBE and self._probe:
+            places: dict[str, list[str]] = {}
+            for name in sorted(self._probe):
+                place = next((p for prefix, p in _PROBE_PLACES if name.startswith(prefix)), "probe values")
+                layer = name.split("/", 1)[1] if "/" in name else None
+                places.setdefault(place, [])
+                if layer and layer not in places[place]:
+                    places[place].append(layer)
+            order = ["weights", "gradients", "activations", "probe loss", "probe values"]
+            first = min(places, key=order.index)
+            parts = [f"{p} ({', '.join(layers[:3])}{', ...' if len(layers) > 3 else ''})" if layers else p
+                     for p, layers in sorted(places.items(), key=lambda kv: order.index(kv[0]))]
+            return first, f"NaN/inf {', '.join(parts)} on the probe batch at step {record.step}"
+        shown = ", ".join(f"{name}={json_number(bad[name])}" for name in sorted(bad))
         where = f"step {record.step}"
         if record.kind == EPOCH:
             where += f" (end of epoch {epoch_label(record.epoch)})"
         elif record.epoch is not None:
             where += f" (epoch {epoch_label(record.epoch)})"
-        message = f"non-finite {shown} at {where}; last finite {self.monitor} {fmt(self._last_finite)}"
+        return "metrics", f"non-finite {shown} at {where}"
+
+    def _finding(self, record: Record, bad: dict[str, float]) -> Finding:
+        if self._since is None:
+            self._since = record.step
+        place, sentence = self._where(record, bad)
+        if self._first is None:
+            self._first = {"where": place, "step": record.step, "what": sentence}
+        names = sorted(bad) if bad else sorted(self._probe) if record.kind == PROBE else sorted(self._data)
+        message = f"{sentence}; last finite {self.monitor} {fmt(self._last_finite)}"
+        if self._first["what"] != sentence:
+            message += f"; first non-finite: {self._first['what']}"
         evidence = {
             "metrics": names,
-            "values": {name: json_number(bad[name]) for name in names},
+            "values": {name: json_number(bad[name]) for name in sorted(bad)},
             "step": record.step,
             "epoch": record.epoch,
             "record": record.kind,
             "since_step": self._since,
+            "first_seen": dict(self._first),
             "last_finite_loss": self._last_finite,
             "last_finite_step": self._last_finite_step,
         }
+        if self._data:
+            evidence["data"] = dict(self._data)
+        if self._probe:
+            evidence["probe"] = {name: json_number(v) for name, v in sorted(self._probe.items())[:20]}
         evidence.update(self.info.optimizer_evidence())
-        return Finding(Severity.CRITICAL, message, self._hint(names), json_safe(evidence))
+        return Finding(Severity.CRITICAL, message, self._hint(names, str(self._first["where"])), json_safe(evidence))
 
-    def _hint(self, names: list[str]) -> str:
-        if all(name.startswith("val_") for name in names):
+    def _hint(self, names: list[str], first: str) -> str:
+        if first in ("inputs", "labels"):
+            return (
+                f"The {first} hold NaN/inf values: clean the data before fit "
+                f"(np.isfinite(x).all() and np.isfinite(y).all() must hold): impute missing values "
+                "(sklearn's SimpleImputer) or drop those rows. One NaN input makes NaN weights at its "
+                "first step, and every prediction after that is garbage even where the loss looks finite."
+            )
+        if names and all(name.startswith("val_") for name in names):
             return (
                 "Only validation metrics are non-finite: check the validation data "
                 "for NaN/inf (np.isfinite(x_val).all()) and that it is not empty; "
                 "if the weights blew up the training loss will follow, so lower the "
                 "learning rate and add clipnorm=1.0."
             )
-        steps = []
-        too_high = self.info.lr_too_high()
-        if too_high:
-            steps.append(too_high[0].upper() + too_high[1:])
-        elif self.info.lr is not None:
-            lr = self.info.lr
-            steps.append(f"Lower the learning rate 10x ({fmt_lr(lr)} -> {fmt_lr(lr / 10)})")
-        else:
-            steps.append("Lower the learning rate 10x")
+        steps = [lr_advice(self.info, LOWER)]
         steps.append("add gradient clipping (clipnorm=1.0 in the optimizer)")
         steps.append("check the inputs and labels for NaN/inf (np.isfinite(x).all())")
         steps.append("guard log() and division in a custom loss with a small epsilon")
         return (
-            "; ".join(steps)
-            + ". keras.callbacks.TerminateOnNaN() stops a run at the first NaN loss "
+            sentence(*steps)
+            + " keras.callbacks.TerminateOnNaN() stops a run at the first NaN loss "
             "instead of training on NaN weights."
         )
 

@@ -10,6 +10,7 @@ confident output layer is the goal, not a fault).
 from __future__ import annotations
 
 from lossmon.detectors._layer_share import LayerShareDetector
+from lossmon.detectors._util import CORRUPT
 from lossmon.format import EPOCH, HEADER, PROBE
 
 
@@ -19,6 +20,7 @@ class Saturation(LayerShareDetector):
     id = "saturation"
     title = "Saturated activations"
     kinds = frozenset({HEADER, EPOCH, PROBE})
+    defers_to = CORRUPT
     measure = "saturated_fraction"
     what = "saturated"
     hint = (

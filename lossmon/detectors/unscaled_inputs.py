@@ -1,4 +1,4 @@
-"""Unscaled inputs: features far larger than the rest, or non-finite.
+"""Unscaled inputs: features far larger than the rest.
 
 Reads the header's `data.inputs` (from the probe batch at train begin). A
 feature's scale is its root mean square. Standardised features have scale
@@ -19,9 +19,9 @@ from lossmon.format import HEADER, Record, json_safe
 
 
 class UnscaledInputs(Detector):
-    """At train begin: CRITICAL for NaN/inf inputs; WARNING when the largest
-    feature scale is >= `warn_scale` or >= `warn_ratio` x the median
-    feature's; INFO from `info_scale` / `info_ratio`."""
+    """At train begin: WARNING when the largest feature scale is >=
+    `warn_scale` or >= `warn_ratio` x the median feature's; INFO from
+    `info_scale` / `info_ratio`. NaN/inf inputs are `nonfinite`'s."""
 
     id = "unscaled_inputs"
     title = "Unscaled inputs"
@@ -37,11 +37,6 @@ class UnscaledInputs(Detector):
         inputs = header_data(record, "inputs")
         if not inputs:
             return []
-        nonfinite = inputs.get("nonfinite")
-        if isinstance(nonfinite, int) and nonfinite > 0:
-            message = f"{nonfinite} NaN/inf values in the probe batch's inputs"
-            hint = "clean the data: np.isfinite(x).all() must hold; impute or drop missing values"
-            return [Finding(Severity.CRITICAL, message, hint, {"nonfinite": nonfinite, "rows": inputs.get("rows")}, key="nonfinite")]
         largest, median = finite(inputs.get("scale_max")), finite(inputs.get("scale_median"))
         if largest is None or median is None:
             return []

@@ -185,7 +185,7 @@ def test_batches_win_over_epochs() -> None:
 def test_hint_without_header_is_generic_but_concrete() -> None:
     losses = np.concatenate([[0.7] * 5, np.full(50, 9.0)])
     rec, finding = run(Divergence(), batches(losses)).first_finding()
-    assert "10x lower" in finding.hint
+    assert "Lower the learning rate 10x" in finding.hint
     assert "learning_rate" not in finding.evidence
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from lossmon.detectors._util import RunInfo
 from lossmon.detect import Engine, Severity
 from lossmon.detectors import BUILTIN, PROBE_DETECTORS
 from lossmon.format import to_record
@@ -41,10 +42,10 @@ def raised(records, detector):
     return [a for a in alerts(records, detector) if a.severity.rank >= Severity.WARNING.rank]
 
 
-def test_all_nine_ids_are_registered():
+def test_all_ten_ids_are_registered():
     assert {cls.id for cls in PROBE_DETECTORS} == {
         "exploding_gradients", "vanishing_gradients", "dead_relu", "saturation", "unscaled_inputs",
-        "class_imbalance", "update_ratio", "lr_config", "loss_mismatch"}
+        "unscaled_targets", "class_imbalance", "update_ratio", "lr_config", "loss_mismatch"}
     assert all(BUILTIN[cls.id] is cls for cls in PROBE_DETECTORS)
 
 
@@ -60,6 +61,25 @@ def test_all_nine_ids_are_registered():
 def test_lr_config(opt, lr, fires):
     found = alerts([header(optimizer={"class": opt, "learning_rate": lr})], "lr_config")
     assert [a.severity for a in found] == ([fires] if fires else [])
+
+
+# The header of a healthy corpus run (RMSprop, CosineDecay warming up from 0),
+# which lr_config called "learning rate is 0.0: the optimizer cannot make progress".
+WARMUP = {"class": "RMSprop", "learning_rate": 0.0, "schedule": "CosineDecay", "config": {
+    "name": "rm_sprop", "learning_rate": {"module": "keras.optimizers.schedules", "class_name": "CosineDecay", "config": {
+        "initial_learning_rate": 0.0, "decay_steps": 1053, "alpha": 0.0, "name": "CosineDecay",
+        "warmup_target": 0.0007718773950144949, "warmup_steps": 117}, "registered_name": None}}}
+
+
+def test_a_warm_up_from_zero_is_judged_by_the_rate_it_climbs_to():
+    assert alerts([header(optimizer=WARMUP)], "lr_config") == []
+    too_high = {**WARMUP, "config": {**WARMUP["config"], "learning_rate": {**WARMUP["config"]["learning_rate"], "config": {
+        **WARMUP["config"]["learning_rate"]["config"], "warmup_target": 1.0}}}}
+    (alert,) = alerts([header(optimizer=too_high)], "lr_config")
+    assert alert.severity == Severity.WARNING and "1000x RMSprop's default" in alert.message
+    info = RunInfo()
+    info.update(to_record(header(optimizer=WARMUP)))
+    assert info.lr == pytest.approx(0.000772, rel=1e-3)
 
 
 def test_lr_config_names_the_seeds_numbers():
@@ -116,13 +136,43 @@ def test_loss_mismatch_sees_a_trailing_softmax_layer():
 
 @pytest.mark.parametrize("scale_max, median, nonfinite, severity", [
     (1.0, 1.0, 0, None), (9.0, 1.0, 0, None), (12.0, 1.0, 0, Severity.INFO),
-    (150.0, 150.0, 0, Severity.WARNING), (5.0, 0.04, 0, Severity.WARNING), (1.0, 1.0, 3, Severity.CRITICAL),
+    (150.0, 150.0, 0, Severity.WARNING), (5.0, 0.04, 0, Severity.WARNING), (1.0, 1.0, 3, None),
 ])
 def test_unscaled_inputs(scale_max, median, nonfinite, severity):
     inputs = {"available": True, "rows": 100, "features": 4, "nonfinite": nonfinite, "scale_max": scale_max,
               "scale_median": median, "scale_min": 0.01, "worst": [{"index": 2, "scale": scale_max}]}
     found = alerts([header(data={"inputs": inputs})], "unscaled_inputs")
     assert [a.severity for a in found] == ([severity] if severity else [])
+
+
+def test_nonfinite_inputs_are_nonfinite_s_not_unscaled_inputs_s():
+    inputs = {"available": True, "rows": 100, "features": 4, "nonfinite": 3, "scale_max": 1.0,
+              "scale_median": 1.0, "scale_min": 0.5, "worst": []}
+    found = alerts([header(data={"inputs": inputs})])
+    assert [(a.detector, a.severity) for a in found] == [("nonfinite", Severity.CRITICAL)]
+    assert "3 NaN/inf values in the inputs" in found[0].message
+    assert found[0].evidence["first_seen"]["where"] == "inputs"
+    assert "clean the data" in found[0].hint
+
+
+# ------------------------------------------------------- unscaled_targets
+
+
+@pytest.mark.parametrize("mean, std, severity", [
+    (0.0, 1.0, None), (2.0, 3.0, None), (20.0, 5.0, Severity.INFO), (2.4e7, 2.9e7, Severity.WARNING), (0.0, 150.0, Severity.WARNING),
+])
+def test_unscaled_targets(mean, std, severity):
+    labels = {"available": True, "task": "regression", "rows": 256, "nonfinite": 0, "mean": mean, "std": std,
+              "min": mean - 2 * std, "max": mean + 2 * std}
+    found = alerts([header(data={"labels": labels})], "unscaled_targets")
+    assert [a.severity for a in found] == ([severity] if severity else [])
+    if severity is Severity.WARNING:
+        assert "StandardScaler" in found[0].hint and "TransformedTargetRegressor" in found[0].hint
+
+
+def test_unscaled_targets_ignores_class_labels():
+    labels = {"available": True, "task": "classification", "rows": 256, "classes": 1000, "mean": 500.0, "std": 300.0}
+    assert alerts([header(data={"labels": labels})], "unscaled_targets") == []
 
 
 def test_no_data_in_the_header_says_nothing():
@@ -170,13 +220,14 @@ def test_vanishing_gradients_autotrainer_depth_rule():
     assert alerts(small_only, "vanishing_gradients") == []
 
 
-def test_exploding_gradients_growth_and_nonfinite():
+def test_exploding_gradients_growth_leaves_nan_to_nonfinite():
     calm = [probe(s, grad_norm=v) for s, v in [(1, 2.0), (2, 1.0), (3, 1.5)]]
     assert alerts([*calm, probe(4, grad_norm=50.0), probe(5, grad_norm=90.0)], "exploding_gradients") == []
     (alert,) = alerts([*calm, probe(4, grad_norm=150.0), probe(5, grad_norm=2e4)], "exploding_gradients")
     assert alert.severity == Severity.CRITICAL and alert.step == 5
-    (alert,) = alerts([probe(1, grad_norm="NaN")], "exploding_gradients")
-    assert alert.severity == Severity.CRITICAL
+    assert alerts([probe(1, grad_norm="NaN")], "exploding_gradients") == []
+    (alert,) = alerts([probe(1, grad_norm="NaN")])
+    assert alert.detector == "nonfinite" and alert.severity == Severity.CRITICAL
 
 
 def test_exploding_gradients_autotrainer_depth_rule():
@@ -202,13 +253,73 @@ def test_dead_relu_whole_layer_is_critical():
 
 
 def test_update_ratio_high_and_low():
-    def at(step, value):
-        return probe(step, layers={"a": {"update_ratio": value}, "b": {"update_ratio": 0.004}})
+    def at(step, a, b=None):
+        b = a if b is None else b
+        return probe(step, layers={"a": {"update_ratio": a}, "b": {"update_ratio": b}, "c": {"update_ratio": 0.004}})
     head = header(optimizer={"class": "Adam", "learning_rate": 1.0})
     (alert,) = alerts([head, at(1, 0.1), at(2, 0.08), at(3, 0.12)], "update_ratio")
     assert alert.key == "high" and "1000x Adam's default" in alert.hint
+    assert "by 0.12 of their norm in the median layer (layer a: 0.12" in alert.message
     (alert,) = alerts([at(1, 0.0), at(2, 0.0), at(3, 1e-6)], "update_ratio")
-    assert alert.key == "low" and "moves layer a's weights by 1e-06 of their norm" in alert.message
+    assert alert.key == "low" and "moves the weights by 1e-06 of their norm in the median layer" in alert.message
     (alert,) = alerts([at(1, 0.0), at(2, 0.0), at(3, 0.0)], "update_ratio")
-    assert "one step leaves layer a's weights unchanged: it is barely learning" in alert.message
+    assert "one step leaves the weights unchanged: the model is barely learning" in alert.message
     assert alerts([at(s, 0.005) for s in (1, 2, 3, 4)], "update_ratio") == []
+
+
+def test_update_ratio_one_odd_layer_is_not_the_model():
+    """Healthy corpus runs: an Embedding moving 0.05 of its small norm per
+    step under AdamW, or one settled layer moving 1e-9, while the others
+    move ~1e-3: the old largest/smallest-layer rule warned on both."""
+    def at(step, odd):
+        return probe(step, layers={"embedding": {"update_ratio": odd}, "dense": {"update_ratio": 0.002},
+                                   "out": {"update_ratio": 0.003}})
+    assert alerts([at(s, 0.05) for s in range(1, 8)], "update_ratio") == []
+    assert alerts([at(s, 1e-9) for s in range(1, 8)], "update_ratio") == []
+
+
+def test_update_ratio_is_quiet_once_a_schedule_has_decayed_the_rate():
+    def at(step):
+        return probe(step, layers={"a": {"update_ratio": 1e-7}, "b": {"update_ratio": 1e-7}})
+    def epoch_end(i, lr):
+        return {"kind": "epoch", "run": "r", "step": 10 * (i + 1), "epoch": i, "logs": {"loss": 0.1}, "lr": lr}
+    records = [header(optimizer={"class": "Adam", "learning_rate": 0.001})]
+    records += [epoch_end(0, 0.001), epoch_end(1, 5e-5), at(21), at(22), at(23), at(24)]
+    assert alerts(records, "update_ratio") == []
+    records = [header(optimizer={"class": "Adam", "learning_rate": 0.001})]
+    records += [epoch_end(0, 0.001), epoch_end(1, 5e-4), at(21), at(22), at(23), at(24)]
+    assert [a.key for a in alerts(records, "update_ratio")] == ["low"]
+
+
+# ------------------------------------------------------- nonfinite in probes
+
+
+def _batch(step, loss=0.693):
+    return {"kind": "batch", "run": "r", "step": step, "epoch": 0, "batch": step - 1,
+            "logs": {"loss": loss}, "step_logs": {"loss": loss}}
+
+
+def test_nan_weights_with_a_finite_loss_are_nonfinite_and_say_where():
+    """NaN inputs made NaN weights, whose outputs a ReLU turns into zeros: the
+    loss stays 0.693 while the probe sees NaN weights and gradients. That is
+    one nonfinite alert naming the weights, not exploding gradients."""
+    nan = float("nan")
+    layers = {"dense": {"grad_norm": nan, "weight_norm": nan, "dead_fraction": 1.0},
+              "out": {"grad_norm": nan, "weight_norm": 1.2}}
+    records = [header(), probe(1, layers={"dense": {"grad_norm": 0.1, "weight_norm": 3.0}}, grad_norm=0.1)]
+    records += [_batch(s) for s in range(1, 50)]
+    records += [probe(50, layers=layers, grad_norm=nan), _batch(50), probe(100, layers=layers, grad_norm=nan)]
+    records += [_batch(s) for s in range(51, 120)]
+    found = [a for a in alerts(records) if a.severity.rank >= Severity.WARNING.rank]
+    assert [a.detector for a in found] == ["nonfinite"]
+    alert = found[0]
+    assert alert.step == 50 and alert.active  # finite batches after it do not clear NaN weights
+    assert "weights (dense)" in alert.message and "gradients" in alert.message
+    assert alert.evidence["first_seen"] == {"where": "weights", "step": 50, "what": alert.evidence["first_seen"]["what"]}
+
+
+def test_a_finite_probe_after_a_nan_one_clears_it():
+    nan = float("nan")
+    records = [header(), probe(10, grad_norm=nan), probe(20, grad_norm=0.5, layers={"dense": {"weight_norm": 2.0}})]
+    found = alerts(records, "nonfinite")
+    assert len(found) == 1 and not found[0].active and found[0].last_step == 20
