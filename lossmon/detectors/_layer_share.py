@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe, per_layer
+from lossmon.detectors._util import LOWER, RunInfo, lr_advice, sentence
 from lossmon.format import Record, json_safe
 
 
@@ -13,15 +14,17 @@ class LayerShareDetector(Detector):
 
     measure = ""
     what = ""  # "dead", "saturated"
-    hint = ""
+    advice: tuple[str, ...] = ()  # the hint's clauses after the learning rate's
 
     def __init__(self, warn_at: float = 0.5, critical_at: float | None = None, patience: int = 2) -> None:
         self.warn_at = warn_at
         self.critical_at = critical_at
         self.streak = Streak(patience)
         self.active = False
+        self.info = RunInfo()
 
     def observe(self, record: Record) -> list[Verdict]:
+        self.info.update(record)
         if not is_probe(record):
             return []
         shares = per_layer(record, self.measure)
@@ -49,4 +52,5 @@ class LayerShareDetector(Detector):
             "since_step": self.streak.since,
             "step": record.step,
         }
-        return [Finding(severity, message, self.hint, json_safe(evidence))]
+        hint = sentence(lr_advice(self.info, LOWER, seen=False), *self.advice)
+        return [Finding(severity, message, hint, json_safe(evidence))]

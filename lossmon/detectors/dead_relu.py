@@ -22,10 +22,9 @@ class DeadRelu(LayerShareDetector):
     defers_to = CORRUPT
     measure = "dead_fraction"
     what = "dead ReLU"
-    hint = (
-        "lower the learning rate (large steps push biases negative for good), use "
-        "LeakyReLU or gelu, He initialisation (kernel_initializer='he_normal'), a "
-        "non-negative bias start, and scaled inputs"
+    advice = (
+        "use LeakyReLU or gelu, He initialisation (kernel_initializer='he_normal') and a non-negative bias start",
+        "scale the inputs (StandardScaler): large inputs push units negative for good",
     )
 
     def __init__(self, warn_at: float = 0.5, critical_at: float | None = 0.999, patience: int = 2) -> None:

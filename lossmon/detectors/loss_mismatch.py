@@ -14,7 +14,10 @@ Each rule is a mistake that trains without an error message:
 - from_logits=True on a sigmoid/softmax output (probabilities squashed
   twice);
 - a cross-entropy with from_logits=False on a linear output (Keras clips
-  the raw outputs to (0, 1): most gradients are zero).
+  the raw outputs to (0, 1): most gradients are zero);
+- a bounded output activation (sigmoid, tanh, relu...) on regression
+  targets outside its range (ReLU or sigmoid on standardised targets, half
+  of which are negative).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from lossmon.detect.base import Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import header_data
+from lossmon.detectors._util import finite
 from lossmon.format import HEADER, Record, json_safe
 
 _ALIASES = {
@@ -139,4 +143,34 @@ class LossMismatch(Detector):
                 "Keras clips its raw outputs to (0, 1), and gradients vanish outside it",
                 "pass the loss as an object with from_logits=True (e.g. keras.losses.BinaryCrossentropy(from_logits=True)), "
                 "or add a sigmoid/softmax to the last layer")
+        reach = _RANGES.get(activation or "")
+        low, high = finite(labels.get("min")), finite(labels.get("max"))
+        if labels.get("task") == "regression" and reach is not None and low is not None and high is not None:
+            floor, ceiling = reach
+            outside = (floor is not None and low < floor) or (ceiling is not None and high > ceiling)
+            if outside:
+                evidence["target_min"], evidence["target_max"] = low, high
+                span = f"[{_bound(floor)}, {_bound(ceiling)}]"
+                add(Severity.WARNING, "bounded_output",
+                    f"the output's {activation} can only give values in {span}, but the targets run from "
+                    f"{low:.4g} to {high:.4g}: the model cannot reach them",
+                    f"use a linear output layer (Dense(1) without an activation) for regression targets; "
+                    f"keep {activation} only if the targets are scaled into {span} (MinMaxScaler)")
         return out
+
+
+# Where a bounded output activation's values lie: (floor, ceiling), None for unbounded.
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "sigmoid": (0.0, 1.0),
+    "hard_sigmoid": (0.0, 1.0),
+    "softmax": (0.0, 1.0),
+    "tanh": (-1.0, 1.0),
+    "relu": (0.0, None),
+    "relu6": (0.0, 6.0),
+    "softplus": (0.0, None),
+    "exponential": (0.0, None),
+}
+
+
+def _bound(value: float | None) -> str:
+    return "inf" if value is None else f"{value:g}"

@@ -23,7 +23,7 @@ class Saturation(LayerShareDetector):
     defers_to = CORRUPT
     measure = "saturated_fraction"
     what = "saturated"
-    hint = (
-        "scale the inputs (StandardScaler), lower the learning rate, use Glorot "
-        "initialisation and BatchNormalization before the activation, or relu in hidden layers"
+    advice = (
+        "scale the inputs (StandardScaler)",
+        "use Glorot initialisation and BatchNormalization before the activation, or relu in hidden layers",
     )

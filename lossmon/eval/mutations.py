@@ -22,7 +22,8 @@ import numpy as np
 from lossmon.eval.space import Setup, pick
 
 LR_HIGH = ("divergence", "nonfinite", "oscillation", "lr_config", "exploding_gradients", "spike")
-NO_LEARNING = ("slow_convergence", "plateau", "chance_level", "lr_config")
+NO_LEARNING = ("slow_convergence", "plateau", "chance_level", "lr_config", "update_ratio")
+STUCK = ("plateau", "slow_convergence", "chance_level")  # all a run without probes can say of a model that does not learn
 CLASSIFY = ("binary", "multiclass")
 
 
@@ -33,6 +34,7 @@ class Operator:
     mutate: Callable[[Setup, np.random.Generator], None]  # changes the copy in place
     causes: tuple[str, ...]
     symptom: str = "worse"  # "worse": a much worse outcome; "overfit": validation loss rises late
+    blind: tuple[str, ...] = ()  # what names the mistake on a run without probe data, which hides its cause
 
 
 def _set(**changes):
@@ -115,21 +117,21 @@ def _exploding_rnn(s: Setup, rng: np.random.Generator) -> None:
 OPERATORS: list[Operator] = [
     Operator("lr_x100", lambda s: True, _lr_times(100.0), LR_HIGH),
     Operator("lr_x1e-3", lambda s: True, _lr_times(1e-3), NO_LEARNING),
-    Operator("inputs_unscaled", lambda s: s["family"] in ("mlp", "resmlp", "cnn", "rnn", "multi"), _unscaled_inputs, ("unscaled_inputs",)),
-    Operator("targets_unscaled", lambda s: s["task"] == "regression", _set(target_scale=1e4, target_offset=5e4), ("unscaled_targets",)),
+    Operator("inputs_unscaled", lambda s: s["family"] in ("mlp", "resmlp", "cnn", "rnn", "multi"), _unscaled_inputs, ("unscaled_inputs",), blind=STUCK),
+    Operator("targets_unscaled", lambda s: s["task"] == "regression", _set(target_scale=1e4, target_offset=5e4), ("unscaled_targets",), blind=STUCK),
     Operator("nan_inputs", lambda s: s["family"] in ("mlp", "resmlp", "cnn", "rnn", "multi"), _nan_inputs, ("nonfinite",)),
     Operator("labels_permuted", lambda s: s["task"] in CLASSIFY, _permute(1.0), ("chance_level", "overfitting", "plateau")),
     Operator("labels_half_permuted", lambda s: s["task"] in CLASSIFY, _permute(0.6), ("chance_level", "overfitting", "plateau")),
     Operator("imbalance_95_5", lambda s: s["task"] in CLASSIFY and s["family"] != "cnn", _imbalance, ("class_imbalance",)),
-    Operator("deep_sigmoid", lambda s: s["family"] == "mlp", _deep_sigmoid, ("vanishing_gradients", "saturation")),
-    Operator("tanh_scaled", lambda s: s["family"] in ("mlp", "resmlp"), _set(activation="tanh_0.01", batchnorm=False), ("vanishing_gradients",)),
-    Operator("zero_init", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(init="zeros"), ("vanishing_gradients", "dead_relu", "chance_level", "plateau")),
-    Operator("huge_init", lambda s: s["family"] in ("mlp", "cnn"), _set(init="huge", batchnorm=False), ("saturation", "exploding_gradients", "divergence", "dead_relu", "nonfinite")),
-    Operator("relu_bias_-10", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(activation="relu", relu_bias=-10.0, batchnorm=False), ("dead_relu",)),
+    Operator("deep_sigmoid", lambda s: s["family"] == "mlp", _deep_sigmoid, ("vanishing_gradients", "saturation"), blind=STUCK),
+    Operator("tanh_scaled", lambda s: s["family"] in ("mlp", "resmlp"), _set(activation="tanh_0.01", batchnorm=False), ("vanishing_gradients",), blind=STUCK),
+    Operator("zero_init", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(init="zeros"), ("vanishing_gradients", "dead_relu", "chance_level", "plateau"), blind=STUCK),
+    Operator("huge_init", lambda s: s["family"] in ("mlp", "cnn"), _set(init="huge", batchnorm=False), ("saturation", "exploding_gradients", "divergence", "dead_relu", "nonfinite"), blind=STUCK),
+    Operator("relu_bias_-10", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(activation="relu", relu_bias=-10.0, batchnorm=False), ("dead_relu",), blind=STUCK),
     Operator("dropout_0.9", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(dropout=0.9), ("slow_convergence", "plateau", "chance_level")),
     Operator("l2_1.0", lambda s: s["family"] in ("mlp", "resmlp", "cnn", "multi"), _set(l2=1.0), ("slow_convergence", "plateau", "chance_level")),
     Operator("wrong_loss", lambda s: s["task"] in CLASSIFY and s["family"] != "multi", _wrong_loss, ("loss_mismatch", "nonfinite")),
-    Operator("bounded_output", lambda s: s["task"] == "regression", lambda s, rng: s.update(output_activation=pick(rng, ["relu", "sigmoid"])), ("loss_mismatch",)),
+    Operator("bounded_output", lambda s: s["task"] == "regression", lambda s, rng: s.update(output_activation=pick(rng, ["relu", "sigmoid"])), ("loss_mismatch",), blind=STUCK),
     Operator("tiny_train", lambda s: s["family"] in ("mlp", "resmlp") and s["task"] != "reconstruct", _tiny_train, ("overfitting",), "overfit"),
     Operator("val_not_preprocessed", lambda s: s["family"] in ("mlp", "resmlp", "cnn", "rnn") and s["task"] != "reconstruct", _set(val_scale=255.0), ("overfitting", "validation_mismatch")),
     Operator("exploding_rnn", lambda s: s["family"] == "rnn", _exploding_rnn, ("exploding_gradients", "nonfinite", "divergence")),

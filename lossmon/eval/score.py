@@ -174,7 +174,10 @@ def judge_corpus(directory: Path) -> list[Judged]:
     for run_id, record in records.items():
         what, why = label(record, records, reaches)
         op = record["setup"].get("operator")
-        j = Judged(run_id, what, why, op, BY_NAME[op].causes if op else ())
+        causes = BY_NAME[op].causes if op else ()
+        if op and not record["setup"].get("probe"):
+            causes += BY_NAME[op].blind
+        j = Judged(run_id, what, why, op, causes)
         path = directory / "runs" / f"{run_id}.jsonl"
         if what != "unclear" and path.exists():
             j.alerts, j.steps_per_epoch, j.last_step = judge_run(path)

@@ -291,6 +291,22 @@ def test_update_ratio_is_quiet_once_a_schedule_has_decayed_the_rate():
     assert [a.key for a in alerts(records, "update_ratio")] == ["low"]
 
 
+@pytest.mark.parametrize("activation, low, high, fires", [
+    ("sigmoid", -1.8, 2.9, True), ("relu", -2.1, 3.0, True), ("tanh", -0.9, 0.95, False),
+    ("sigmoid", 0.0, 1.0, False), ("linear", -5.0, 5.0, False), ("relu", 0.0, 40.0, False),
+])
+def test_loss_mismatch_bounded_output_on_regression_targets(activation, low, high, fires):
+    labels = {"available": True, "task": "regression", "rows": 256, "nonfinite": 0, "mean": 0.0, "std": 1.0,
+              "min": low, "max": high}
+    model = {"layers": [{"name": "h", "class": "Dense", "units": 8, "activation": "relu"},
+                        {"name": "o", "class": "Dense", "units": 1, "activation": activation}]}
+    found = [a for a in alerts([header(loss="mse", model=model, data={"labels": labels})], "loss_mismatch")
+             if a.key == "bounded_output"]
+    assert bool(found) is fires
+    if fires:
+        assert "cannot reach them" in found[0].message and "linear output" in found[0].hint
+
+
 # ------------------------------------------------------- nonfinite in probes
 
 
