@@ -121,6 +121,19 @@ def finite_row_medians(rows: np.ndarray) -> np.ndarray:
     return np.maximum(np.minimum(e, low), np.minimum(np.maximum(e, low), high))  # the middle of e, low, high
 
 
+def step_noise(losses: np.ndarray) -> float | None:
+    """How much a run's per-step loss moves from one step to the next as a
+    rule: the median absolute change of its log over `losses` (positive
+    values only), or None with fewer than three. The noise floor that
+    spikes and rebounds are judged against: batches of 4 rows make it about
+    1 (a factor of e between steps), batches of 32 about 0.1."""
+    positive = losses[losses > 0]
+    if len(positive) < 3:
+        return None
+    logs = np.log(positive)
+    return float(np.median(np.abs(logs[1:] - logs[:-1])))
+
+
 OPEN, ON, CLEAR = "open", "on", "clear"
 
 def fresh_finite(block: Any, order: Order, name: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray] | None:

@@ -25,6 +25,7 @@ class DeadRelu(LayerShareDetector):
     advice = (
         "use LeakyReLU or gelu, He initialisation (kernel_initializer='he_normal') and a non-negative bias start",
         "scale the inputs (StandardScaler): large inputs push units negative for good",
+        "a strong L2 penalty (kernel_regularizer) or weight decay pulls the weights to zero: try 1e-4",
     )
 
     def __init__(self, warn_at: float = 0.5, critical_at: float | None = 0.999, patience: int = 2) -> None:

@@ -7,6 +7,7 @@ the drop that came before it must be large before anything is said.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    step_noise,
     CLEAR,
     EMA,
     LOWER,
@@ -85,8 +87,12 @@ class Divergence(Detector):
         warmup: int = 5,
         epoch_alpha: float = 0.5,
         epoch_warmup: int = 2,
+        noise: float = 1.0,
+        history: int = 100,
     ) -> None:
         self.monitor = monitor
+        self.noise = max(float(noise), 0.0)
+        self.history = max(int(history), 3)
         self.factor = float(factor)
         self.share = float(share)
         self.critical_factor = max(float(critical_factor), self.factor)
@@ -102,6 +108,7 @@ class Divergence(Detector):
 
     def _reset(self) -> None:
         self._recent: deque[float] = deque(maxlen=self.window)
+        self._steps: deque[float] = deque(maxlen=self.history)  # the latest raw per-step losses
         self._early: list[float] = []  # raw values of the warm-up
         self._ema: EMA | None = None
         self._n = 0
@@ -162,6 +169,9 @@ class Divergence(Detector):
         self._n += 1
         if self._start is None:
             self._start = loss
+        self._past = np.asarray(self._steps)  # the noise this point is judged against
+        if batch:
+            self._steps.append(loss)
         self._recent.append(loss)
         if self._n <= warmup:
             self._early.append(loss)
@@ -192,6 +202,9 @@ class Divergence(Detector):
         history = np.concatenate((np.asarray(self._recent), losses))
         points = finite_row_medians(windows(history, self.window))[1:]  # losses are finite here
         self._recent.extend(losses[-self.window :].tolist())
+        seen = np.asarray(self._steps)
+        everything = np.concatenate((seen, losses))  # row k's noise: the `history` steps before it
+        self._steps.extend(losses[-self.history :].tolist())
         self._n += len(rows)
         smoothed = ema.run(points)
         self._smoothed = float(smoothed[-1])
@@ -218,6 +231,9 @@ class Divergence(Detector):
         with np.errstate(all="ignore"):
             unjudged = (best <= 0) | (best_any <= 0)  # a ratio to zero means nothing
             blow_up, rebound = self._holds(1.0, s, start, best, best_any)
+            for k in np.flatnonzero(rebound & ~blow_up).tolist():
+                at = len(seen) + k
+                rebound[k] = self._beyond_noise(everything[max(at - self.history, 0) : at], float(s[k] / best[k]))
             fire = (blow_up | rebound) & ~unjudged
             if not self._active and not fire.any():
                 return []  # nothing fires, no alert on
@@ -247,6 +263,15 @@ class Divergence(Detector):
             # CRITICAL: a 10x blow-up that also wiped out everything learned.
             verdicts.append(finding(k, bool(critical[opened : k + 1].any())))
         return verdicts
+
+    def _beyond_noise(self, past: np.ndarray, ratio: float) -> bool:
+        """Whether a rebound of `ratio` stands out of the run's step noise
+        (_util.step_noise over the `history` steps before it): at least
+        `noise` times it in log terms. The smoothed loss of a run with
+        batches of 4 wanders 2x around its best on healthy runs of the
+        corpus; with batches of 32 the `factor` threshold alone decides."""
+        typical = step_noise(past)
+        return typical is None or math.log(ratio) >= self.noise * typical
 
     @staticmethod
     def _running_min(values: np.ndarray, best: float) -> tuple[np.ndarray, np.ndarray]:
@@ -298,6 +323,7 @@ class Divergence(Detector):
         if best <= 0 or best_any <= 0:
             return self._clear()
         blow_up, rebound = (bool(x) for x in self._holds(1.0, s, start, best, best_any))
+        rebound = rebound and (self._source != "batch" or self._beyond_noise(self._past, s / best))
         if blow_up or rebound:
             rule = "blow-up" if blow_up else "rebound"
             self._calm = 0

@@ -1,13 +1,14 @@
 """Exploding gradients: the gradient norm on the probe batch runs away.
 
-Reads the run-wide `grad_norm` of probe records. A non-finite gradient norm
-is critical at once; otherwise the norm is compared with where it started
-(the smallest of the first `baseline` probes), so a model whose gradients
-are simply large from the start (unscaled targets, a big loss) is not
-called exploding, only one whose gradients grow. AutoTrainer's depth rule
-is kept too: the first layer's kernel gradient more than `ratio_above`
-times the last layer's (`grad_ratio`) means the gradient grows on its way
-back through the layers.
+Reads the run-wide `grad_norm` and `probe_loss` of probe records. The norm
+is compared with where it started (the smallest of the first `baseline`
+probes), so a model whose gradients are simply large from the start
+(unscaled targets, a big loss) is not called exploding, only one whose
+gradients grow. AutoTrainer's depth rule is kept too: the first layer's
+kernel gradient more than `ratio_above` times the last layer's
+(`grad_ratio`) means the gradient grows on its way back through the layers.
+Either counts only while it hurts: the probe loss well above its best. A
+non-finite norm is `nonfinite`'s business.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe
+from lossmon.detectors.vanishing_gradients import vanishing
 from lossmon.detectors._util import (
     CORRUPT,
     LOWER,
@@ -30,9 +32,12 @@ from lossmon.format import EPOCH, HEADER, PROBE, Record, json_number, json_safe
 
 
 class ExplodingGradients(Detector):
-    """The probe gradient norm is non-finite (CRITICAL), or for `patience`
-    probes in a row it is `factor`x its starting value (WARNING; CRITICAL
-    from `critical_factor`x) or `grad_ratio` exceeds `ratio_above` (WARNING)."""
+    """For `patience` probes in a row the probe gradient norm is `factor`x
+    its starting value (WARNING; CRITICAL from `critical_factor`x) or
+    `grad_ratio` exceeds `ratio_above` (WARNING), while the probe loss is
+    at least `harm` (1.5x) its lowest so far (growth that costs nothing is
+    a model leaving its flat start) and vanishing_gradients' rules do not
+    hold on the same probe. NaN gradients are `nonfinite`'s."""
 
     id = "exploding_gradients"
     title = "Exploding gradients"
@@ -40,9 +45,18 @@ class ExplodingGradients(Detector):
     defers_to = CORRUPT
 
     def __init__(
-        self, factor: float = 100.0, critical_factor: float = 1e4, ratio_above: float = 70.0, patience: int = 2, baseline: int = 3
+        self,
+        factor: float = 100.0,
+        critical_factor: float = 1e4,
+        ratio_above: float = 70.0,
+        patience: int = 2,
+        baseline: int = 3,
+        harm: float = 1.5,
     ) -> None:
         self.factor = factor
+        self.harm = max(float(harm), 1.0)
+        self._best_loss: float | None = None  # the lowest probe loss so far
+        self._first_loss: float | None = None
         self.ratio_above = ratio_above
         self.critical_factor = critical_factor
         self.baseline_probes = baseline
@@ -60,6 +74,16 @@ class ExplodingGradients(Detector):
             return []  # NaN gradients are nonfinite's: this probe says nothing about growth
         depth = finite(record.values.get("grad_ratio"))
         deep = depth is not None and depth > self.ratio_above
+        loss = finite(record.values.get("probe_loss"))
+        if loss is not None and self._first_loss is None:
+            self._first_loss = loss
+        if loss is not None and (self._best_loss is None or loss < self._best_loss):
+            self._best_loss = loss
+        # Growth is an explosion when it costs the loss: healthy runs of the
+        # corpus grow their gradient norms 100x from a near-flat start while
+        # the loss falls (and CNNs give the first layer 90x the last one's).
+        harmed = loss is None or self._hurts(loss)
+        starved = any(vanishing(record.values)[::2])  # vanishing_gradients' question: never both
         if len(self.start) < self.baseline_probes:
             if value > 0:
                 self.start.append(value)
@@ -67,11 +91,19 @@ class ExplodingGradients(Detector):
         else:
             base = min(self.start)
             ratio = value / base if base > 0 else 0.0
-        if not self.streak.update(ratio >= self.factor or deep, record.step):
+        if not self.streak.update((ratio >= self.factor or deep) and harmed and not starved, record.step):
             return self._clear()
         self.active = True
         severity = Severity.CRITICAL if ratio >= self.critical_factor else Severity.WARNING
         return [self._finding(record, value, ratio if ratio >= self.factor else None, severity, deep)]
+
+    def _hurts(self, loss: float) -> bool:
+        """The probe loss is `harm`x its best and has given back a quarter of
+        the progress from the first probe (0.001 from 0.0005 hurts nothing)."""
+        best, first = self._best_loss, self._first_loss
+        if best is None or first is None:
+            return True
+        return loss >= self.harm * best and loss - best >= 0.25 * max(first - best, 0.0)
 
     def _clear(self) -> list[Verdict]:
         if self.active:

@@ -16,6 +16,7 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    step_noise,
     LOSS_CAUSES,
     Order,
     epoch_label,
@@ -153,16 +154,13 @@ class Spike(Detector):
 
     def _beyond_noise(self, past: np.ndarray, loss: float, ref: float) -> bool:
         """Whether `loss` stands out of the run's own batch noise: its log
-        ratio to the reference is at least `noise` times the median change
-        between consecutive steps over the `history` steps before it. Batches
+        ratio to the reference is at least `noise` times the run's step
+        noise over the `history` steps before it (_util.step_noise). Batches
         of 4 rows make per-step losses swing 3x from step to step on healthy
         runs, batches of 32 a tenth of that: one threshold for both is
         wrong for one of them (calibrated on the corpus, docs/detectors.md)."""
-        past = past[past > 0]
-        if len(past) < 3:
-            return True
-        typical = float(np.median(np.abs(np.diff(np.log(past)))))
-        return math.log(loss / ref) >= self.noise * typical
+        typical = step_noise(past)
+        return typical is None or math.log(loss / ref) >= self.noise * typical
 
     def _spikes_in(self, candidates: np.ndarray, pos: int) -> int:
         """Index of the first spike among `candidates` (rows `pos`... of the

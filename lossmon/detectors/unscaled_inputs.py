@@ -18,6 +18,17 @@ from lossmon.detectors._util import finite, fmt, fmt_times
 from lossmon.format import HEADER, Record, json_safe
 
 
+def _embeds(model: object) -> bool:
+    """Whether the model's first layer after its input is an Embedding: its
+    inputs are token ids, whose size means nothing."""
+    layers = model.get("layers") if isinstance(model, dict) else None
+    for layer in layers if isinstance(layers, list) else []:
+        kind = layer.get("class") if isinstance(layer, dict) else None
+        if kind != "InputLayer":
+            return kind == "Embedding"
+    return False
+
+
 class UnscaledInputs(Detector):
     """At train begin: WARNING when the largest feature scale is >=
     `warn_scale` or >= `warn_ratio` x the median feature's; INFO from
@@ -35,7 +46,7 @@ class UnscaledInputs(Detector):
         if record.kind != HEADER:
             return []
         inputs = header_data(record, "inputs")
-        if not inputs:
+        if not inputs or _embeds(record.data.get("model")):
             return []
         largest, median = finite(inputs.get("scale_max")), finite(inputs.get("scale_median"))
         if largest is None or median is None:

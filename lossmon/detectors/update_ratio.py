@@ -88,7 +88,8 @@ class UpdateRatio(Detector):
             hint = sentence(
                 lr_advice(self.info, RAISE),
                 "check that the layers get gradient (dead units, vanishing gradients), "
-                "that they are meant to be trainable, and that a schedule has not decayed the learning rate to nothing",
+                "that they are meant to be trainable, that a schedule has not decayed the learning rate to nothing, "
+                "and that an L2 penalty (kernel_regularizer) or weight decay is not pinning the weights near zero",
             )
             out.append(Finding(Severity.WARNING, message, hint, json_safe(self._evidence(record, ratios, self.low_streak, self.low)), key="low"))
             self.active.add("low")

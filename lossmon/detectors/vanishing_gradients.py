@@ -24,6 +24,19 @@ from lossmon.detectors._util import CORRUPT, finite, fmt
 from lossmon.format import EPOCH, HEADER, PROBE, Record, json_safe
 
 
+def vanishing(
+    values: dict, ratio_below: float = 1e-3, first_below: float = 1e-4, share_below: float = 0.1
+) -> tuple[bool, float | None, bool]:
+    """The two rules on one probe's values: (depth rule holds, the kernels'
+    share of the gradient, share rule holds). Exploding gradients asks the
+    same question, so the two are never open on one probe."""
+    first, ratio = finite(values.get("grad_first")), finite(values.get("grad_ratio"))
+    kernels, total = finite(values.get("kernel_grad_norm")), finite(values.get("grad_norm"))
+    depth = ratio is not None and first is not None and ratio < ratio_below and first < first_below
+    share = kernels / total if kernels is not None and total is not None and total > 1e-12 else None
+    return depth, share, share is not None and share < share_below
+
+
 class VanishingGradients(Detector):
     """WARNING when either rule holds on `patience` probes in a row."""
 
@@ -51,9 +64,7 @@ class VanishingGradients(Detector):
         values = record.values
         first, ratio = finite(values.get("grad_first")), finite(values.get("grad_ratio"))
         kernels, total = finite(values.get("kernel_grad_norm")), finite(values.get("grad_norm"))
-        depth = ratio is not None and first is not None and ratio < self.ratio_below and first < self.first_below
-        share = kernels / total if kernels is not None and total is not None and total > 1e-12 else None
-        starved = share is not None and share < self.share_below
+        depth, share, starved = vanishing(values, self.ratio_below, self.first_below, self.share_below)
         if first is None and share is None:
             return []
         if not self.streak.update(depth or starved, record.step):

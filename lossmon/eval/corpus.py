@@ -96,7 +96,9 @@ def train_one(job: tuple[Setup, str]) -> tuple[str, float, str | None]:
     return setup["id"], time.perf_counter() - start, error
 
 
-def generate(runs: int, seed: int, out: Path, jobs: int = 2, log=sys.stderr) -> list[Setup]:
+def generate(runs: int, seed: int, out: Path, jobs: int = 2, log: Any = None) -> list[Setup]:
+    """Plan the corpus into `out` and train what is not trained yet."""
+    log = log or sys.stderr
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
     setups = plan(runs, seed)

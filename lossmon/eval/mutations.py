@@ -24,6 +24,7 @@ from lossmon.eval.space import Setup, pick
 LR_HIGH = ("divergence", "nonfinite", "oscillation", "lr_config", "exploding_gradients", "spike")
 NO_LEARNING = ("slow_convergence", "plateau", "chance_level", "lr_config", "update_ratio")
 STUCK = ("plateau", "slow_convergence", "chance_level")  # all a run without probes can say of a model that does not learn
+SHRUNK = ("dead_relu", "update_ratio", "vanishing_gradients")  # an L2 penalty that wins: weights pulled to zero
 CLASSIFY = ("binary", "multiclass")
 
 
@@ -128,8 +129,8 @@ OPERATORS: list[Operator] = [
     Operator("zero_init", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(init="zeros"), ("vanishing_gradients", "dead_relu", "chance_level", "plateau"), blind=STUCK),
     Operator("huge_init", lambda s: s["family"] in ("mlp", "cnn"), _set(init="huge", batchnorm=False), ("saturation", "exploding_gradients", "divergence", "dead_relu", "nonfinite"), blind=STUCK),
     Operator("relu_bias_-10", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(activation="relu", relu_bias=-10.0, batchnorm=False), ("dead_relu",), blind=STUCK),
-    Operator("dropout_0.9", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(dropout=0.9), ("slow_convergence", "plateau", "chance_level")),
-    Operator("l2_1.0", lambda s: s["family"] in ("mlp", "resmlp", "cnn", "multi"), _set(l2=1.0), ("slow_convergence", "plateau", "chance_level")),
+    Operator("dropout_0.9", lambda s: s["family"] in ("mlp", "resmlp", "cnn"), _set(dropout=0.9), STUCK),
+    Operator("l2_1.0", lambda s: s["family"] in ("mlp", "resmlp", "cnn", "multi"), _set(l2=1.0), STUCK + SHRUNK),
     Operator("wrong_loss", lambda s: s["task"] in CLASSIFY and s["family"] != "multi", _wrong_loss, ("loss_mismatch", "nonfinite")),
     Operator("bounded_output", lambda s: s["task"] == "regression", lambda s, rng: s.update(output_activation=pick(rng, ["relu", "sigmoid"])), ("loss_mismatch",), blind=STUCK),
     Operator("tiny_train", lambda s: s["family"] in ("mlp", "resmlp") and s["task"] != "reconstruct", _tiny_train, ("overfitting",), "overfit"),

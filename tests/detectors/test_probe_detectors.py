@@ -145,6 +145,17 @@ def test_unscaled_inputs(scale_max, median, nonfinite, severity):
     assert [a.severity for a in found] == ([severity] if severity else [])
 
 
+def test_token_ids_into_an_embedding_are_not_unscaled_inputs():
+    """A corpus run: 20 token ids in 1..49 (scale 28) into an Embedding; the
+    INFO it got also held back chance_level's warning on a dead run."""
+    inputs = {"available": True, "rows": 256, "features": 20, "nonfinite": 0, "scale_max": 28.55,
+              "scale_median": 27.1, "scale_min": 25.9, "worst": [{"index": 0, "scale": 28.55}]}
+    model = {"layers": [{"name": "input_layer", "class": "InputLayer"}, {"name": "embedding", "class": "Embedding"},
+                        {"name": "dense", "class": "Dense", "units": 4, "activation": "softmax"}]}
+    assert alerts([header(data={"inputs": inputs}, model=model)], "unscaled_inputs") == []
+    assert alerts([header(data={"inputs": inputs})], "unscaled_inputs") != []
+
+
 def test_nonfinite_inputs_are_nonfinite_s_not_unscaled_inputs_s():
     inputs = {"available": True, "rows": 100, "features": 4, "nonfinite": 3, "scale_max": 1.0,
               "scale_median": 1.0, "scale_min": 0.5, "worst": []}
@@ -228,6 +239,26 @@ def test_exploding_gradients_growth_leaves_nan_to_nonfinite():
     assert alerts([probe(1, grad_norm="NaN")], "exploding_gradients") == []
     (alert,) = alerts([probe(1, grad_norm="NaN")])
     assert alert.detector == "nonfinite" and alert.severity == Severity.CRITICAL
+
+
+def test_exploding_gradients_needs_harm_to_the_loss():
+    """A 5-unit tanh net from the issue: its norm grows from 0.000264 to
+    0.028 (106x) while it learns, and its kernels get 7% of the gradient.
+    That explodes nothing: no exploding_gradients, and never together with
+    vanishing_gradients. The same growth with the probe loss tripling does."""
+    learning = [probe(s, grad_norm=g, probe_loss=l, kernel_grad_norm=0.07 * g)
+                for s, g, l in [(1, 0.000264, 0.69), (2, 0.0003, 0.68), (3, 0.0004, 0.67), (4, 0.028, 0.5), (5, 0.03, 0.45),
+                                (6, 0.029, 0.4), (7, 0.031, 0.38)]]
+    assert alerts(learning, "exploding_gradients") == []
+    both = {a.detector for a in alerts(learning) if a.active}
+    assert not {"exploding_gradients", "vanishing_gradients"} <= both
+    hurting = [probe(s, grad_norm=g, probe_loss=l) for s, g, l in [(1, 0.5, 0.7), (2, 0.6, 0.6), (3, 0.55, 0.5),
+                                                                   (4, 80.0, 0.9), (5, 120.0, 1.6)]]
+    (alert,) = alerts(hurting, "exploding_gradients")
+    assert alert.step == 5  # 160x and a loss 1.8x its best from probe 4 on: two probes in a row
+    growing_but_learning = [probe(s, grad_norm=g, probe_loss=l) for s, g, l in [(1, 0.12, 2.3), (2, 0.2, 1.5),
+                                                                                 (3, 0.3, 0.9), (4, 14.2, 0.3), (5, 15.0, 0.2)]]
+    assert alerts(growing_but_learning, "exploding_gradients") == []
 
 
 def test_exploding_gradients_autotrainer_depth_rule():
