@@ -106,7 +106,10 @@ class ChanceLevel(Detector):
             if self._band[-1] < (1 - self.min_gain) * self._band[-self.patience]:
                 return []  # at chance but gaining: a slow start, not a dead end
             start = self.start.value
-            if name != "loss" and train is not None and start is not None and train < self.learning * start:
+            if (
+                name != "loss" and train is not None and start is not None
+                and train < self.learning * start and train < (1 - self.margin) * chance
+            ):
                 return []  # training learns while validation lags (BatchNormalization warming up): not chance
             self._active = True
             self._since_epoch = record.epoch

@@ -43,7 +43,7 @@ class UpdateRatio(Detector):
     defers_to = CORRUPT
 
     def __init__(
-        self, high: float = 0.05, critical: float = 0.5, low: float = 1e-5, patience: int = 3, decayed: float = 10.0
+        self, high: float = 0.05, critical: float = 0.5, low: float = 2e-6, patience: int = 3, decayed: float = 10.0
     ) -> None:
         self.high, self.critical, self.low = high, critical, low
         self.decayed = max(float(decayed), 1.0)
