@@ -278,7 +278,9 @@ class EMA:
 # Detector.defers_to): one place that says which problem explains which.
 LOSS_CAUSES = ("nonfinite", "divergence")  # a loss out of control also spikes, zig-zags, stalls
 CORRUPT = ("nonfinite",)  # NaN weights also look dead, unchanged, exploding
-TRAINING_CAUSES = LOSS_CAUSES + ("vanishing_gradients", "dead_relu", "saturation", "unscaled_inputs")  # nothing learns
+TRAINING_CAUSES = LOSS_CAUSES + (
+    "vanishing_gradients", "dead_relu", "saturation", "unscaled_inputs", "unscaled_targets",
+)  # nothing learns
 
 @dataclass
 class RunInfo:

@@ -32,8 +32,9 @@ from lossmon.detectors._probe import header_data
 from lossmon.format import BATCH, EPOCH, HEADER, PROBE, Record, json_number, json_safe
 
 # Where non-finite values can first appear, by a probe value's name.
-_PROBE_PLACES = (("weight_norm/", "weights"), ("update_ratio/", "weights"), ("grad", "gradients"),
-                 ("act_", "activations"), ("probe_loss", "probe loss"))
+_PROBE_PLACES = (("weight_norm/", "weights"), ("update_ratio/", "weights"), ("grad", "gradients"), ("kernel_grad", "gradients"),
+                 ("act_", "activations"), ("probe_loss", "probe loss"), ("accuracy", "predictions"),
+                 ("min_recall", "predictions"), ("majority_pred_fraction", "predictions"))
 
 
 class NonFinite(Detector):
@@ -162,7 +163,7 @@ class NonFinite(Detector):
     def _where(self, record: Record, bad: dict[str, float]) -> tuple[str, str]:
         """(place, sentence) for the non-finite values this record shows."""
         if self._data and record.kind == HEADER:
-            shown = " and ".join(f"{n} NaN/inf values in the {part}" for part, n in self._data.items())
+            shown = " and ".join(f"{n} NaN/inf value{'s' if n != 1 else ''} in the {part}" for part, n in self._data.items())
             return "inputs" if "inputs" in self._data else "labels", f"{shown} of the probe sample at train begin"
         if record.kind == PROBE and self._probe:
             places: dict[str, list[str]] = {}
@@ -172,7 +173,7 @@ class NonFinite(Detector):
                 places.setdefault(place, [])
                 if layer and layer not in places[place]:
                     places[place].append(layer)
-            order = ["weights", "gradients", "activations", "probe loss", "probe values"]
+            order = ["weights", "gradients", "activations", "probe loss", "predictions", "probe values"]
             first = min(places, key=order.index)
             parts = [f"{p} ({', '.join(layers[:3])}{', ...' if len(layers) > 3 else ''})" if layers else p
                      for p, layers in sorted(places.items(), key=lambda kv: order.index(kv[0]))]
@@ -192,9 +193,9 @@ class NonFinite(Detector):
         if self._first is None:
             self._first = {"where": place, "step": record.step, "what": sentence}
         names = sorted(bad) if bad else sorted(self._probe) if record.kind == PROBE else sorted(self._data)
-        message = f"{sentence}; last finite {self.monitor} {fmt(self._last_finite)}"
         if self._first["what"] != sentence:
-            message += f"; first non-finite: {self._first['what']}"
+            sentence = f"first {self._first['what']}; now {sentence}"
+        message = f"{sentence}; last finite {self.monitor} {fmt(self._last_finite)}"
         evidence = {
             "metrics": names,
             "values": {name: json_number(bad[name]) for name in sorted(bad)},
