@@ -10,9 +10,13 @@ batch records falls back to its first epoch's loss.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from lossmon.detectors._util import finite, median
 from lossmon.format import BATCH, EPOCH, Record
+
+if TYPE_CHECKING:
+    from lossmon.block import BatchBlock
 
 START_STEPS = 5
 
@@ -44,6 +48,13 @@ class RunStart:
                 return
             if finite(loss) is not None:
                 self._early.append(float(loss))
+
+    def observe_block(self, block: BatchBlock) -> None:
+        """The first per-step losses of a block of batch records."""
+        if not self.complete:
+            column = block.column(self.monitor)
+            if column is not None:
+                self.take(column[: self.steps].tolist())
 
     def observe(self, record: Record) -> None:
         if record.kind == BATCH and not self.complete:

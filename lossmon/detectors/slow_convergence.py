@@ -80,10 +80,7 @@ class SlowConvergence(Detector):
 
     def observe_block(self, block: BatchBlock) -> list[tuple[int, Verdict]]:
         """Batch records only give the start."""
-        if not self.start.complete:
-            column = block.column(self.monitor)
-            if column is not None:
-                self.start.take(column[: self.start.steps].tolist())
+        self.start.observe_block(block)
         return []
 
     def observe(self, record: Record) -> list[Verdict]:
