@@ -121,3 +121,17 @@ NOISY_FLOOR_EPOCHS = [
     0.7791, 0.8048, 0.7743, 0.7903, 0.7793, 0.7788, 0.768, 0.7553, 0.7144, 0.7486,
     0.7151, 0.7168, 0.7403, 0.7419, 0.7253, 0.7349, 0.7268,
 ]
+
+# h0022: LSTM on a sign task, Nadam warming up from 0 to 9e-4, batch 16, 75 steps an epoch:
+# chance_level warned after epoch 1 (val_loss 0.66 against ln 2); it ended at 91% of what its setup reaches.
+WARMUP_RNN_START = [0.6971, 0.6967, 0.6969, 0.6947, 0.6937]
+WARMUP_RNN_EPOCHS = [  # (loss, val_loss) of its first 8 epochs
+    (0.6926, 0.6891),
+    (0.6756, 0.66),
+    (0.5805, 0.4237),
+    (0.2802, 0.2175),
+    (0.1566, 0.1639),
+    (0.1169, 0.144),
+    (0.09872, 0.1327),
+    (0.08809, 0.1259),
+]

@@ -45,3 +45,17 @@ def test_a_noisy_task_s_floor_is_neither_slow_nor_a_plateau() -> None:
     records += epochs(ct.NOISY_FLOOR_EPOCHS, steps_per_epoch=5)
     assert not run(SlowConvergence(), records).fired
     assert Severity.WARNING not in run(Plateau(), records).severities()
+
+
+def test_a_warm_up_at_chance_for_two_epochs_is_a_slow_start() -> None:
+    """val_loss 0.689, 0.660 against ln 2 = 0.693 for two epochs while the
+    rate warms up from 0, then 0.42, 0.22: the old rule warned after the
+    first epoch; the run ended as well as its setup gets."""
+    from lossmon.detectors.chance_level import ChanceLevel
+
+    records = [header("Nadam", 0.0009, loss="binary_crossentropy", units=(32, 1), epochs=30)]
+    records += batches(ct.WARMUP_RNN_START, steps_per_epoch=75)
+    loss, val = zip(*ct.WARMUP_RNN_EPOCHS)
+    records += epochs(list(loss), list(val), steps_per_epoch=75)
+    assert not run(ChanceLevel(), records).fired
+    assert run(ChanceLevel(patience=1, min_gain=0.0, min_steps=0), records).fired  # the old one-epoch rule
