@@ -82,3 +82,14 @@ def test_check_reports_bad_config_as_usage_error(tmp_path, capsys) -> None:
     assert "unknown detector 'nope'" in capsys.readouterr().err
     assert main(["check", str(path), "--config", str(tmp_path / "missing.toml")]) == 2
     assert "cannot read config" in capsys.readouterr().err
+
+
+def test_options_a_recalibration_replaced_still_load() -> None:
+    """oscillation's `alternation` and chance_level's `min_drop`/`warmup`
+    gave way to better rules; a config that sets them still loads."""
+    from lossmon.detect.config import resolve
+    from lossmon.detectors import BUILTIN
+
+    options, _ = resolve(BUILTIN, {"oscillation": {"alternation": 0.6}, "chance_level": {"min_drop": 0.1, "warmup": 3}})
+    BUILTIN["oscillation"](**options["oscillation"])
+    BUILTIN["chance_level"](**options["chance_level"])

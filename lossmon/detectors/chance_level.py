@@ -61,6 +61,8 @@ class ChanceLevel(Detector):
         patience: int = 3,
         min_steps: int = 60,
         learning: float = 0.7,
+        min_drop: float | None = None,  # superseded by `min_gain` and `learning`; accepted so older configs load
+        warmup: int | None = None,  # the start is the shared RunStart now; likewise accepted
     ) -> None:
         self.learning = max(float(learning), 0.0)
         self.margin = max(float(margin), 0.0)

@@ -90,6 +90,7 @@ class Oscillation(Detector):
         window: int = 12,
         level: float = 0.3,
         persist: int = 8,
+        alternation: float | None = None,  # superseded by `zigzag`; accepted so older configs still load
     ) -> None:
         self.monitor = monitor
         self.factor = max(float(factor), 1.01)
