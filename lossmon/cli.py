@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--poll", action="store_true", help="poll the file instead of using file events (NFS, sshfs)")
     watch.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="seconds between safety-net polls (default 2)")
     watch.add_argument("--plain", action="store_true", help="print alerts and progress as plain text, no screen (automatic when stdout is not a terminal)")
+    watch.add_argument("--settle", type=float, default=10.0, metavar="S", help="with --plain: exit once every run has ended and no file has grown for S seconds (default 10)")
     watch.add_argument("--on-alert", metavar="CMD", help="run CMD (through the shell) for each new alert, with the alert as JSON on its stdin")
     watch.add_argument("--bell", action="store_true", help="ring the terminal bell on critical alerts")
     watch.add_argument("--no-color", action="store_true", help="no colours (also when the NO_COLOR variable is set)")
@@ -85,6 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from lossmon.detectors.stalled import ticks
     from lossmon.monitor import Monitor
     from lossmon.show.report import as_json, as_text
+    from lossmon.show.safe import safe_json, safe_lines
 
     monitor = Monitor(_check_paths(args.runs), engine=_engine(args))
     monitor.read_to_end()
@@ -101,9 +103,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     alerts = monitor.engine.alerts
     runs = list(monitor.store.runs.values())
     if args.format == "json":
-        print(as_json(alerts, runs, monitor.malformed))
+        print(safe_json(as_json(alerts, runs, monitor.malformed)))
     else:
-        print(as_text(alerts, runs, monitor.malformed))
+        print(safe_lines(as_text(alerts, runs, monitor.malformed)))
     threshold = Severity(args.fail_on).rank
     return EXIT_ALERT if any(alert.severity.rank >= threshold for alert in alerts) else EXIT_OK
 
@@ -122,7 +124,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.plain or not sys.stdout.isatty():
         from lossmon.show.plain import watch_plain
 
-        return watch_plain(paths, engine=_engine(args), notifier=notifier, poll_interval=min(args.poll_interval, 1.0))
+        return watch_plain(paths, engine=_engine(args), notifier=notifier, poll_interval=min(args.poll_interval, 1.0), settle=max(args.settle, 0.0))
     if args.no_color:
         os.environ["NO_COLOR"] = "1"  # Textual reads it when the app starts
     from lossmon.show.app import WatchApp

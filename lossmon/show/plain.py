@@ -2,8 +2,15 @@
 
 For log files and batch schedulers: each new alert as it fires, and a
 one-line progress per epoch (at most every few seconds otherwise). No
-Textual, no colours, no cursor movement. Exits when every run has ended or
-its writer is gone.
+Textual, no colours, no cursor movement.
+
+When to stop: a run's end record does not mean the file is done (a second
+`fit()` into the same file, fine-tuning after a warm-up, starts a new run
+with its own header). So it exits once every run it has seen has ended (an
+end record, or a crashed writer) *and* no file has grown for `settle`
+seconds (`--settle`, default 10); Ctrl-C stops it at once. A file that
+cannot be read is said on stderr as soon as it is met; when no file can be
+read at all, it exits with status 2.
 """
 
 from __future__ import annotations
@@ -20,16 +27,18 @@ from lossmon.model.health import CRASHED, FINISHED, TimedStore, run_health, tota
 from lossmon.monitor import Monitor
 from lossmon.show.notify import AlertNotifier
 from lossmon.show.report import alert_lines
-from lossmon.show.safe import printable
+from lossmon.show.safe import escape, printable
 from lossmon.show.ticks import feed_ticks
 from lossmon.show.widgets.status_line import ago
 
 PROGRESS_EVERY = 30.0
+SETTLE = 10.0  # seconds without growth after every run ended, before exiting
+EXIT_UNREADABLE = 2
 
 
 def progress_line(run: Run, store: TimedStore, now: float) -> str:
     health = run_health(run, store.clocks.get(run.id), now)
-    parts = [f"{printable(run.id, 40)} {health.state}" + (f" ({health.detail})" if health.detail else "")]
+    parts = [f"{printable(run.id, 40)} {health.state}" + (f" ({printable(health.detail, 60)})" if health.detail else "")]
     if run.epoch_index is not None:
         parts.append(f"epoch {run.epoch_index + 1}" + (f"/{run.epochs}" if run.epochs else ""))
     total = total_steps(run)
@@ -62,8 +71,11 @@ def watch_plain(
     progress_every: float = PROGRESS_EVERY,
     stop: threading.Event | None = None,
     clock=time.time,
+    settle: float = SETTLE,
+    err: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout
+    err = err or sys.stderr
     stop = stop or threading.Event()
     notifier = notifier or AlertNotifier()
     store = TimedStore()
@@ -73,14 +85,28 @@ def watch_plain(
     next_tick = time.monotonic() + 1.0
     finished: set[str] = set()  # runs whose last progress line was printed
     seen_malformed = 0
+    quiet_since = time.monotonic()  # when a file last grew (or was replaced)
+    told: dict[Path, str | None] = {}  # the error last said per file
+    first = True
 
     def say(line: str) -> None:
-        out.write(line + "\n")
+        out.write(escape(line) + "\n")  # whatever built the line, nothing from a file goes out raw
         out.flush()
 
     while not stop.is_set():
         update = monitor.poll()
         now = clock()
+        if update.records or update.notices or update.more:
+            quiet_since = time.monotonic()
+        for source in monitor.sources:
+            problem = source.error if source.status == "error" else None
+            if problem != told.get(source.path) and (problem or source.path in told):
+                err.write(escape(f"lossmon: {problem}" if problem else f"lossmon: reading {source.path} again") + "\n")
+                err.flush()
+                told[source.path] = problem
+        if first and all(source.status == "error" for source in monitor.sources):
+            return EXIT_UNREADABLE
+        first = False
         if time.monotonic() >= next_tick:
             next_tick = time.monotonic() + 1.0
             feed_ticks(monitor, now)
@@ -110,7 +136,7 @@ def watch_plain(
             ) and all(s.status != "waiting" for s in monitor.sources)
         if update.more:
             continue
-        if done:
+        if done and time.monotonic() - quiet_since >= settle:
             break
         stop.wait(poll_interval)
     notifier.wait()

@@ -1,0 +1,295 @@
+"""Hostile bytes, round two: what a run file, a path or a pipe can do never
+reaches the terminal raw, never changes a verdict and never crashes.
+
+Each test stands for a class of input, not one instance (issue #16)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lossmon.format import encode, read_line
+from lossmon.monitor import Monitor
+from lossmon.read import Tailer
+from lossmon.record.writer import RunFileWriter
+from lossmon.show.safe import escape, safe_json
+from records import batch, end, epoch, header, write
+
+# Controls that do things to a terminal: clear it, retitle it, write the clipboard.
+OSC = "\u001b]52;c;cHduZWQ=\u0007\u001b]2;OWNED\u0007\u001b[2J"
+# Invisible characters that reorder or hide what is shown.
+INVISIBLE = "\u200e\u200f\u061c\u200b\u200d\u2060\ufeff\U000e0041\U000e007f\u202e\u2066\x9b\u00ad"
+UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def lossmon(*args: object, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lossmon", *map(str, args)], capture_output=True, timeout=timeout, **kw)
+
+
+def unsafe(text: str) -> list[str]:
+    return [ch for ch in text if unicodedata.category(ch) in UNSAFE_CATEGORIES and ch != "\n"]
+
+
+def assert_no_traceback(proc: subprocess.CompletedProcess) -> None:
+    assert b"Traceback" not in proc.stderr and b"Traceback" not in proc.stdout, proc.stderr.decode(errors="replace")
+
+
+# ------------------------------------------------------------ 1: one escaping function
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF)))
+def test_escape_leaves_no_control_format_or_surrogate_character_and_is_idempotent(text: str) -> None:
+    out = escape(text)
+    assert not unsafe(out) and "\n" not in out
+    assert escape(out) == out
+    out.encode("utf-8")  # never a lone surrogate
+
+
+def test_escape_covers_bidi_zero_width_and_tag_characters() -> None:
+    for ch in INVISIBLE + "\ud800\udfff\u2028\u2029\x7f":
+        assert escape(ch).isascii() and escape(ch).startswith("\\"), repr(ch)
+    assert escape("é 中 😀 ok") == "é 中 😀 ok"  # printable text is left alone
+
+
+def test_safe_json_is_the_same_document_with_nothing_raw() -> None:
+    document = orjson.dumps({"a": OSC + INVISIBLE, "b": [1, 2.5]}, option=orjson.OPT_INDENT_2).decode()
+    out = safe_json(document)
+    assert json.loads(out) == json.loads(document)
+    assert not unsafe(out)
+
+
+def hostile_status_run(path: Path, text: str) -> Path:
+    records = [header(run="r1" + text)] + [batch(s, 0.5, run="r1" + text, **{"m" + text: 0.1}) for s in range(1, 6)]
+    records.append(batch(6, math.nan, run="r1" + text, **{"m" + text: math.nan}))
+    records.append({**end(6, run="r1" + text, status=text), "reason": text})
+    return write(path, records)
+
+
+@pytest.mark.parametrize("text", [OSC, INVISIBLE], ids=["osc", "invisible"])
+def test_every_output_path_escapes_strings_from_the_file(tmp_path: Path, text: str) -> None:
+    path = hostile_status_run(tmp_path / "run.jsonl", text)
+    hook = tmp_path / "hook.out"
+    plain = lossmon("watch", "--plain", "--settle", "0.2", "--on-alert", f"cat >> {hook}", path)
+    checked = lossmon("check", path)
+    as_json = lossmon("check", "--format", "json", path)
+    for proc, code in ((plain, 0), (checked, 1), (as_json, 1)):
+        assert_no_traceback(proc)
+        assert proc.returncode == code, proc.stderr
+        out = proc.stdout.decode("utf-8")
+        assert not unsafe(out), (proc.args, [hex(ord(c)) for c in unsafe(out)])
+    assert "finished (" in plain.stdout.decode() and "nonfinite" in plain.stdout.decode()
+    assert "\\x1b]52" in plain.stdout.decode() or "\\u200e" in plain.stdout.decode()
+    assert json.loads(as_json.stdout)["alerts"]
+    sent = [json.loads(line) for line in hook.read_text().splitlines()]
+    assert sent and sent[0]["detector"] == "nonfinite"
+
+
+# ------------------------------------------------------------ 7: one set of parsing rules
+
+# Each line's record, whether it is read on its own, with a bare NaN
+# elsewhere on the line (the lenient path), or among many lines (the bulk
+# decoders): the same every time.
+ODD_VALUES = {
+    "overflow": (b'1e999', math.inf),
+    "neg_overflow": (b'-1e999', -math.inf),
+    "huge_int": (b"1" + b"0" * 400, math.inf),
+    "minus_nan": (b'"-nan"', math.nan),
+    "upper_inf": (b'"INF"', math.inf),
+    "infinity": (b'"-infinity"', -math.inf),
+}
+
+
+def batch_line(step: int, value: bytes, extra: bytes = b"") -> bytes:
+    return b'{"kind":"batch","run":"r1","step":%d,"logs":{"loss":%s%s},"step_logs":{"loss":%s%s}}' % (step, value, extra, value, extra)
+
+
+def same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+@pytest.mark.parametrize("name", sorted(ODD_VALUES))
+def test_a_value_reads_the_same_on_every_path(tmp_path: Path, name: str) -> None:
+    raw, want = ODD_VALUES[name]
+    alone = read_line(batch_line(1, raw))
+    with_nan = read_line(batch_line(1, raw, b',"other":NaN'))
+    assert alone is not None and with_nan is not None
+    assert same(alone.values["loss"], want) and same(with_nan.values["loss"], want)
+    path = tmp_path / "bulk.jsonl"
+    lines = [encode(header())] + [batch_line(s, raw) + b"\n" for s in range(1, 101)]
+    path.write_bytes(b"".join(lines))
+    monitor = Monitor([path])
+    monitor.read_to_end()
+    assert monitor.malformed == 0 and monitor.records == 101
+    values = monitor.store.runs["r1"].batch["loss"].values
+    assert len(values) == 100 and all(same(float(v), want) for v in values)
+
+
+@pytest.mark.parametrize("prefix", [b"\xef\xbb\xbf", b"\x00" * 100, b"\x00\x00\xef\xbb\xbf  "], ids=["bom", "nul", "nul_bom"])
+def test_padding_and_a_bom_before_a_header_keep_the_header(tmp_path: Path, prefix: bytes) -> None:
+    for extra in (b"", b',"x":NaN'):
+        line = prefix + encode(header())[:-2] + extra + b"}"
+        record = read_line(line)
+        assert record is not None and record.kind == "header", (prefix, extra)
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(prefix + encode(header()) + b"\x00" * 50 + b"\n" + b"".join(encode(batch(s, 0.5)) for s in range(1, 50)))
+    monitor = Monitor([path])
+    monitor.read_to_end()
+    assert monitor.malformed == 0 and monitor.records == 50
+    assert monitor.store.runs["r1"].header is not None
+
+
+def test_invalid_utf8_is_malformed_on_every_path() -> None:
+    for line in (b'{"kind":"batch","run":"\xed\xa0\x80","step":1}', b'{"kind":"batch","run":"\xed\xa0\x80","step":1,"x":NaN}'):
+        assert read_line(line) is None
+
+
+# ------------------------------------------------------------ 8: lone surrogates
+
+
+def surrogate_run(path: Path) -> Path:
+    lines = [b'{"kind":"header","run":"r\\ud800","step":0,"epochs":1,"steps_per_epoch":10}']
+    lines += [b'{"kind":"batch","run":"r\\ud800","step":%d,"time":%d,"logs":{"l\\udfff":0.5,"loss":0.5}}' % (s, 1000 + s) for s in range(1, 6)]
+    lines += [b'{"kind":"batch","run":"r\\ud800","step":6,"time":1006,"logs":{"l\\udfff":NaN,"loss":NaN}}']
+    lines += [b'{"kind":"end","run":"r\\ud800","step":6,"time":1007,"status":"error\\udc00"}']
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_lone_surrogates_in_names_break_no_output(tmp_path: Path) -> None:
+    path = surrogate_run(tmp_path / "run.jsonl")
+    hook = tmp_path / "hook.out"
+    as_json = lossmon("check", "--format", "json", path)
+    text = lossmon("check", path)
+    plain = lossmon("watch", "--plain", "--settle", "0.2", "--on-alert", f"cat >> {hook}", path)
+    for proc, code in ((as_json, 1), (text, 1), (plain, 0)):
+        assert_no_traceback(proc)
+        assert proc.returncode == code, proc.stderr
+    document = json.loads(as_json.stdout)
+    assert document["alerts"][0]["detector"] == "nonfinite"
+    assert "l\\udfff" in text.stdout.decode() and "nonfinite" in plain.stdout.decode()
+    assert "nonfinite" in hook.read_text()
+
+
+async def test_lone_surrogates_with_on_alert_leave_the_app_running(tmp_path: Path) -> None:
+    from lossmon.show.app import WatchApp
+    from lossmon.show.notify import AlertNotifier
+
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(b"")
+    hook = tmp_path / "hook.out"
+    notifier = AlertNotifier(f"cat >> {hook}")
+    app = WatchApp([path], poll_interval=0.2, notifier=notifier)
+    app.clock = lambda: 1005.0
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)
+        surrogate_run(path)
+        deadline = time.monotonic() + 10
+        while not (hook.exists() and "nonfinite" in hook.read_text()):
+            assert time.monotonic() < deadline, "no alert announced"
+            await pilot.pause(0.1)
+        assert app.is_running
+        assert not app.notifier.failures
+
+
+# ------------------------------------------------------------ 4: rewritten in place
+
+
+def test_a_file_rewritten_in_place_is_read_again(tmp_path: Path) -> None:
+    path = write(tmp_path / "run.jsonl", [header(run="old")] + [batch(s, 0.5, run="old") for s in range(1, 4)])
+    tailer = Tailer(path)
+    first = tailer.poll()
+    assert first.count == 4
+    inode = os.stat(path).st_ino
+    new = [header(run="new")] + [batch(s, 0.5, run="new") for s in range(1, 20)] + [batch(20, math.nan, run="new")]
+    with open(path, "r+b") as handle:  # what `cp new.jsonl run.jsonl` does: O_TRUNC, same inode
+        handle.truncate(0)
+        handle.write(b"".join(encode(r) for r in new))
+    assert os.stat(path).st_ino == inode and os.path.getsize(path) > tailer.offset
+    again = tailer.poll()
+    assert again.notices and again.malformed == 0
+    assert [r.run for r in again.records] == ["new"] * len(new)
+
+
+def test_truncated_and_regrown_to_the_same_length_between_polls_is_read_again(tmp_path: Path) -> None:
+    path = write(tmp_path / "run.jsonl", [header(run="r1"), batch(1, 0.5), batch(2, 0.5)])
+    tailer = Tailer(path)
+    assert tailer.poll().count == 3
+    size = os.path.getsize(path)
+    with open(path, "r+b") as handle:
+        handle.truncate(0)
+        handle.write(b"".join(encode(r) for r in [header(run="r1"), batch(1, 0.5), batch(2, 9.5)]))
+    assert os.path.getsize(path) == size
+    again = tailer.poll()
+    assert again.notices and [r.step for r in again.records] == [0, 1, 2]
+    assert again.records[-1].values["loss"] == 9.5
+    assert tailer.poll().count == 0  # and not again after that
+
+
+def test_check_and_watch_agree_on_a_copied_over_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "run.jsonl", [header(run="old")] + [batch(s, 0.5, run="old") for s in range(1, 40)])
+    monitor = Monitor([path])
+    monitor.read_to_end()
+    other = write(tmp_path / "new.jsonl", [header(run="new")] + [batch(s, 0.5, run="new") for s in range(1, 60)] + [batch(60, math.nan, run="new")])
+    subprocess.run(["cp", str(other), str(path)], check=True)
+    monitor.read_to_end()
+    assert "new" in monitor.store.runs and monitor.malformed == 0
+    assert any(a.detector == "nonfinite" and a.run == "new" for a in monitor.engine.alerts)
+
+
+# ------------------------------------------------------------ 5: torn last lines
+
+
+def test_a_record_glued_after_a_torn_line_is_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    torn = encode(batch(7, 0.5, run="dead"))[:40]  # the writer died mid-record
+    path.write_bytes(encode(header(run="dead")) + torn + encode(header(run="r2")) + encode(batch(1, math.nan, run="r2")))
+    monitor = Monitor([path])
+    monitor.read_to_end()
+    assert monitor.malformed == 1
+    assert monitor.store.runs["r2"].header is not None
+    assert any(a.detector == "nonfinite" and a.run == "r2" for a in monitor.engine.alerts)
+
+
+def test_the_writer_starts_on_a_fresh_line_after_a_torn_one(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(encode(header(run="dead")) + encode(batch(7, 0.5, run="dead"))[:40])
+    with RunFileWriter(path) as writer:
+        writer.write(header(run="r2"))
+        writer.write(batch(1, 0.5, run="r2"))
+    lines = path.read_bytes().split(b"\n")
+    assert read_line(lines[2]).kind == "header" and read_line(lines[3]).run == "r2"
+    with RunFileWriter(path) as writer:  # a file that ends well gets no blank line
+        writer.write(batch(2, 0.5, run="r2"))
+    assert b"\n\n" not in path.read_bytes()
+
+
+# ------------------------------------------------------------ 6: rename rotation
+
+
+def test_the_writer_follows_its_path_after_a_rename_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    with pytest.warns(UserWarning, match="renamed or replaced"):
+        with RunFileWriter(path) as writer:
+            writer.write(header())
+            writer.write(batch(1, 0.5))
+            os.rename(path, tmp_path / "run.jsonl.1")
+            path.touch()
+            time.sleep(1.1)
+            writer.write(batch(2, 0.5))
+            writer.write(batch(3, 0.5))
+    rotated = [read_line(line) for line in (tmp_path / "run.jsonl.1").read_bytes().splitlines()]
+    fresh = [read_line(line) for line in path.read_bytes().splitlines()]
+    assert [r.step for r in rotated] == [0, 1]
+    assert [(r.kind, r.step) for r in fresh] == [("header", 0), ("batch", 2), ("batch", 3)]
