@@ -7,15 +7,21 @@ them, so `lossmon check` starts fast and never loads TensorFlow.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 
 from lossmon import __version__
 from lossmon.detect import config as detector_config
+from lossmon.read.rowlines import NotRegularFile, open_regular
+from lossmon.show.safe import escape
 
 EXIT_OK = 0
 EXIT_ALERT = 1
 EXIT_USAGE = 2
+EXIT_CRASH = 3  # watch's screen failed (Textual printed why)
+EXIT_PIPE = 128 + 13  # stdout was closed (`| head -1`): as a tool killed by SIGPIPE
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -59,15 +65,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(name: object, exc: OSError) -> str:
+    """What went wrong opening `name`, in words (never a traceback)."""
+    if isinstance(exc, FileNotFoundError):
+        return f"run file not found: {name}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {name}"
+    if exc.errno == errno.ELOOP:
+        return f"{name}: too many levels of symbolic links (a symlink loop?)"
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{name}: file name too long"
+    if isinstance(exc, NotADirectoryError):
+        return f"{name}: a parent of this path is not a directory"
+    return f"cannot read {name}: {exc.strerror or exc}"
+
+
 def _check_paths(paths: list[str]) -> list[Path]:
+    """The run files to read: each must be a regular file we can open; the
+    same file named twice (another spelling, a link) is read once."""
     out = []
+    seen: set[tuple[int, int]] = set()
     for name in paths:
-        path = Path(name)
-        if not path.exists():
-            raise UsageError(f"run file not found: {name}")
-        if path.is_dir():
-            raise UsageError(f"{name} is a directory, not a run file")
-        out.append(path)
+        try:
+            fd = open_regular(name)
+        except IsADirectoryError:
+            raise UsageError(f"{name} is a directory, not a run file") from None
+        except NotRegularFile:
+            raise UsageError(f"{name} is not a regular file (a FIFO, socket or device)") from None
+        except OSError as exc:
+            raise UsageError(describe_os_error(name, exc)) from None
+        except ValueError as exc:  # a NUL byte in the name
+            raise UsageError(f"{name}: {exc}") from None
+        try:
+            info = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        out.append(Path(name))
     return out
 
 
@@ -131,7 +167,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     app = WatchApp(paths, engine=_engine(args), polling_only=True if args.poll else None, poll_interval=args.poll_interval, notifier=notifier)
     app.run()
-    return EXIT_OK
+    return EXIT_CRASH if app.return_code else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -156,9 +192,38 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a full disk or a closed pipe is found here, not at exit
+        return code
     except UsageError as exc:
-        print(f"lossmon: {exc}", file=sys.stderr)
+        _say_error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_PIPE
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT):  # writing the output
+            _drop_stdout()
+            _say_error(f"cannot write the output: {exc.strerror or exc}")
+            return EXIT_USAGE
+        raise
+
+
+def _say_error(message: str) -> None:
+    try:
+        print(f"lossmon: {escape(message)}", file=sys.stderr)
+    except OSError:
+        pass
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit
+    does not fail again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -293,3 +293,126 @@ def test_the_writer_follows_its_path_after_a_rename_rotation(tmp_path: Path) -> 
     fresh = [read_line(line) for line in path.read_bytes().splitlines()]
     assert [r.step for r in rotated] == [0, 1]
     assert [(r.kind, r.step) for r in fresh] == [("header", 0), ("batch", 2), ("batch", 3)]
+
+
+# ------------------------------------------------------------ 13, 14, 16: paths and pipes
+
+
+def nan_run(path: Path) -> Path:
+    return write(path, [header()] + [batch(s, 0.5) for s in range(1, 6)] + [batch(6, math.nan), end(6)])
+
+
+def in_process(argv: list[str]) -> dict:
+    import contextlib
+    import io
+
+    from lossmon.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return {"code": code, "out": out.getvalue(), "err": err.getvalue()}
+
+
+def test_unreachable_files_are_a_message_and_exit_2_never_a_traceback() -> None:
+    import tempfile
+
+    import unprivileged
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # everyone may enter; only "locked" refuses
+        locked = Path(tmp) / "locked"
+        locked.mkdir(mode=0o700)
+        nan_run(locked / "run.jsonl")
+        unreadable = nan_run(Path(tmp) / "unreadable.jsonl")
+        unreadable.chmod(0o600)
+
+        def as_nobody() -> list[dict]:
+            return [
+                in_process(["check", str(locked / "run.jsonl")]),
+                in_process(["watch", "--plain", str(locked / "run.jsonl")]),
+                in_process(["watch", "--plain", str(locked)]),
+                in_process(["watch", "--plain", "--settle", "0", str(unreadable)]),
+            ]
+
+        results = unprivileged.call(as_nobody)
+    for result in results:
+        assert result["code"] == 2, result
+        assert "Traceback" not in result["err"] and result["err"].startswith("lossmon: ")
+    assert "permission denied" in results[0]["err"] and "permission denied" in results[3]["err"]
+
+
+def test_odd_names_are_a_message_and_exit_2(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.jsonl"
+    loop.symlink_to(loop)
+    too_long = "x" * 5000 + ".jsonl"
+    for name, words in ((str(loop), "symbolic links"), (too_long, "name too long")):
+        proc = lossmon("check", name)
+        assert_no_traceback(proc)
+        assert proc.returncode == 2 and words in proc.stderr.decode(), proc.stderr
+
+
+def test_the_same_file_under_two_spellings_is_read_once(tmp_path: Path) -> None:
+    path = nan_run(tmp_path / "run.jsonl")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.jsonl").symlink_to(path)
+    spellings = [str(path), str(tmp_path / "sub" / ".." / "run.jsonl"), str(tmp_path / "link.jsonl")]
+    document = json.loads(lossmon("check", "--format", "json", *spellings).stdout)
+    assert [run["records"] for run in document["runs"]] == [8]
+    assert len(document["alerts"]) == 1
+    plain = lossmon("watch", "--plain", "--settle", "0", *spellings).stdout.decode()
+    assert plain.count("CRITICAL nonfinite") == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_to_a_full_disk_is_a_message_and_exit_2(tmp_path: Path) -> None:
+    path = nan_run(tmp_path / "run.jsonl")
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "lossmon", "check", str(path)], stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert b"Traceback" not in proc.stderr and b"Exception ignored" not in proc.stderr
+    assert proc.returncode == 2 and b"cannot write the output" in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["check"], ["check", "--format", "json"], ["watch", "--plain", "--settle", "0"]])
+def test_a_closed_pipe_ends_quietly(tmp_path: Path, command: list[str]) -> None:
+    path = nan_run(tmp_path / "run.jsonl")
+    proc = subprocess.Popen([sys.executable, "-m", "lossmon", *command, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # `| head -1` that has already left
+    _, err = proc.communicate(timeout=60)
+    assert err == b"", err.decode()
+    assert proc.returncode == 141
+
+
+def test_fifos_are_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "run.jsonl"
+    os.mkfifo(fifo)
+    config = tmp_path / "lossmon.toml"
+    os.mkfifo(config)
+    good = nan_run(tmp_path / "good.jsonl")
+    for args in (["check", fifo], ["watch", "--plain", fifo], ["check", "--config", config, good]):
+        proc = lossmon(*args, timeout=30)
+        assert_no_traceback(proc)
+        assert proc.returncode == 2 and b"regular file" in proc.stderr, (args, proc.stderr)
+
+
+async def test_the_app_shows_a_fifo_as_an_error_at_once(tmp_path: Path) -> None:
+    from lossmon.show.app import WatchApp
+
+    fifo = tmp_path / "run.jsonl"
+    os.mkfifo(fifo)
+    app = WatchApp([fifo], poll_interval=0.2)  # constructing it opened nothing blocking
+    async with app.run_test(size=(120, 30)) as pilot:
+        deadline = time.monotonic() + 10
+        while "not a regular file" not in str(app.query_one("StatusLine").render()):
+            assert time.monotonic() < deadline
+            await pilot.pause(0.1)
+
+
+def test_a_deeply_nested_config_is_a_message(tmp_path: Path) -> None:
+    good = nan_run(tmp_path / "good.jsonl")
+    for name, text in (("deep.json", "[" * 100_000 + "]" * 100_000), ("deep.toml", "a = " + "[" * 100_000 + "]" * 100_000)):
+        config = tmp_path / name
+        config.write_text(text)
+        proc = lossmon("check", "--config", config, good)
+        assert_no_traceback(proc)
+        assert proc.returncode == 2, proc.stderr

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from lossmon.format import EPOCH, HEADER, Record
+from lossmon.read.rowlines import open_regular
 from lossmon.read.tailer import TailBatch, Tailer
 
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
@@ -34,10 +35,18 @@ def looks_like_csv_log(path: str | os.PathLike[str]) -> bool:
     names with an `epoch` column). Otherwise the suffix (.csv, .tsv)
     decides, unless the first line is a JSON object."""
     try:
-        with open(path, "rb") as handle:
-            first = handle.readline(4096)
+        fd = open_regular(path)  # never blocks on a FIFO
     except OSError:
         first = b""
+    else:
+        try:
+            first = os.pread(fd, 4096, 0)
+        except OSError:
+            first = b""
+        finally:
+            os.close(fd)
+        cut = first.find(b"\n")
+        first = first[: cut + 1] if cut >= 0 else first
     if first.endswith(b"\n") and first.strip():
         if _header_columns(first) is not None:
             return True
