@@ -416,3 +416,98 @@ def test_a_deeply_nested_config_is_a_message(tmp_path: Path) -> None:
         proc = lossmon("check", "--config", config, good)
         assert_no_traceback(proc)
         assert proc.returncode == 2, proc.stderr
+
+
+# ------------------------------------------------------------ 12: extreme numbers on screen
+
+
+@pytest.mark.parametrize("extreme", [1e308, 1.7e308, 5e-324])
+async def test_extreme_values_and_times_draw_on_every_axis(tmp_path: Path, extreme: float) -> None:
+    from lossmon.show.app import WatchApp
+    from lossmon.show.widgets.metric_plot import MetricPlot
+
+    records = [{**header(), "start_time": -extreme}]
+    for s in range(1, 41):
+        rec = batch(s, extreme if s % 2 else -extreme, accuracy=0.5)
+        rec["time"] = -extreme if s < 20 else extreme
+        records.append(rec)
+    records.append({**epoch(0, extreme, -extreme), "time": extreme})
+    path = write(tmp_path / "run.jsonl", records)
+    app = WatchApp([path], poll_interval=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.monotonic() + 10
+        while app.monitor.records < len(records):
+            assert time.monotonic() < deadline
+            await pilot.pause(0.1)
+        for key in ("x", "x", "y", "o", "x", "y", "o", "s"):  # every x axis, log and robust ranges
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            for plot in app.query(MetricPlot):
+                plot.render()
+        assert app.is_running and app.return_code is None
+
+
+# ------------------------------------------------------------ 10, 11: numbers beyond C and int64
+
+
+@pytest.mark.parametrize("pid", [2**31, 2**63 - 1, 2**64 + 5])
+def test_a_huge_pid_of_this_host_is_no_crash(tmp_path: Path, pid: int) -> None:
+    import socket
+
+    from lossmon.model.health import process_gone
+
+    head = {**header(), "host": socket.gethostname(), "pid": pid}
+    assert process_gone(head) is False
+    path = write(tmp_path / "run.jsonl", [head] + [batch(s, 0.5) for s in range(1, 5)])
+    for args in (["check", path], ["watch", "--plain", "--settle", "0", path]):
+        proc = lossmon(*args, timeout=30) if args[0] == "check" else None
+        if proc is not None:
+            assert_no_traceback(proc)
+            assert proc.returncode in (0, 1)
+    proc = subprocess.Popen([sys.executable, "-m", "lossmon", "watch", "--plain", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2.5)
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert b"Traceback" not in err, err.decode()
+
+
+CSV_ROWS = [
+    "epoch,step,loss,val_loss",
+    "0,²,0.5,0.6",  # isdigit() says yes, int() says no: the cell is ignored (step = epoch + 1)
+    "1,18446744073709551616,0.4,0.5",  # beyond int64
+    "18446744073709551616,5,0.4,0.5",
+    "٣,5,0.4,0.5",  # an Arabic-Indic digit
+    "2,30,0.3,0.4",
+    "3,40,nan,0.4",
+]
+
+
+def test_csv_steps_and_epochs_that_are_not_int64_are_malformed(tmp_path: Path) -> None:
+    path = tmp_path / "training.csv"
+    path.write_text("\n".join(CSV_ROWS) + "\n")
+    proc = lossmon("check", "--format", "json", path)
+    assert_no_traceback(proc)
+    document = json.loads(proc.stdout)
+    assert document["malformed_lines"] == 3
+    assert document["runs"][0]["step"] == 40
+    assert any(alert["detector"] == "nonfinite" for alert in document["alerts"])
+    text = lossmon("check", path)
+    assert_no_traceback(text)
+    assert text.returncode == 1
+
+
+async def test_the_app_draws_a_csv_log_with_hostile_cells(tmp_path: Path) -> None:
+    from lossmon.show.app import WatchApp
+
+    path = tmp_path / "training.csv"
+    path.write_text("\n".join(CSV_ROWS) + "\n")
+    app = WatchApp([path], poll_interval=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.monotonic() + 10
+        while app.monitor.records < 3:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.1)
+        for key in ("x", "x", "x"):
+            await pilot.press(key)
+            await pilot.pause(0.2)
+        assert app.is_running and app.return_code is None

@@ -82,7 +82,8 @@ def usual_gap(clock: Series | None, recent: int = 64) -> float | None:
     if clock is None or len(clock) < 3:
         return None
     times = clock.values[-recent:]
-    gaps = np.diff(times)
+    with np.errstate(over="ignore", invalid="ignore"):  # times near ±1.8e308 from a hostile file
+        gaps = np.diff(times)
     gaps = gaps[gaps > 0]
     if not len(gaps):
         return None
@@ -100,7 +101,7 @@ def process_gone(header: dict | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, OSError):
+    except (OSError, OverflowError):  # not ours to signal; a pid beyond the C int range
         return False
     return False
 
