@@ -116,6 +116,7 @@ def _engine(args: argparse.Namespace):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    import json
     import time
 
     from lossmon.detect import Severity
@@ -124,7 +125,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from lossmon.show.report import as_json, as_text
     from lossmon.show.safe import safe_json, safe_lines
 
-    monitor = Monitor(_check_paths(args.runs), engine=_engine(args))
+    monitor = Monitor(_check_paths(args.runs), engine=_engine(args), clock=time.time)
     monitor.read_to_end()
     for tick in ticks(monitor.store.runs.values(), time.time()):  # runs that went silent
         monitor.engine.feed(tick)
@@ -138,10 +139,22 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(f"no lossmon records in {', '.join(args.runs)}{detail}")
     alerts = monitor.engine.alerts
     runs = list(monitor.store.runs.values())
+    store = monitor.store
     if args.format == "json":
-        print(safe_json(as_json(alerts, runs, monitor.malformed)))
+        document = as_json(alerts, runs, monitor.malformed)
+        if store.evicted_runs:  # judged, then dropped from memory: say so
+            extra = {"runs_judged": len(runs) + store.evicted_runs, "runs_dropped": store.evicted_runs, "records": monitor.records}
+            document = json.dumps({**json.loads(document), **extra}, indent=2, ensure_ascii=False)
+        print(safe_json(document))
     else:
-        print(safe_lines(as_text(alerts, runs, monitor.malformed)))
+        text = as_text(alerts, runs, monitor.malformed)
+        if store.evicted_runs:
+            text += (
+                f"\n{len(runs) + store.evicted_runs} runs and {monitor.records} records judged in all; the "
+                f"{store.evicted_runs} oldest runs ({store.evicted_records} records) are not listed above "
+                f"(at most {store.max_runs} runs are kept in memory)"
+            )
+        print(safe_lines(text))
     threshold = Severity(args.fail_on).rank
     return EXIT_ALERT if any(alert.severity.rank >= threshold for alert in alerts) else EXIT_OK
 

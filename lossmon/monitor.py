@@ -11,10 +11,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from lossmon.detect import Alert, Engine, available_detectors
-from lossmon.model import RunStore
+from lossmon.model import Run, RunStore
 from lossmon.read import TailBatch, Tailer, open_reader
 from lossmon.read.csvlog import run_name_for
 
@@ -55,13 +56,25 @@ class Update:
 class Monitor:
     """Tails files into a RunStore and an Engine."""
 
-    def __init__(self, paths: list[str | Path], engine: Engine | None = None, store: RunStore | None = None) -> None:
+    def __init__(
+        self,
+        paths: list[str | Path],
+        engine: Engine | None = None,
+        store: RunStore | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         paths = [Path(p) for p in paths]
         names = _csv_run_names(paths)
         self.sources = [Source(p, open_reader(p, run=names[p])) for p in paths]
         self.engine = engine if engine is not None else Engine(available_detectors())
         self.store = store if store is not None else RunStore()
         self.store.on_evict = self._forget_run
+        # With a clock (`check`), a run the store drops is judged first: its
+        # detectors see a tick, as every kept run does at the end, so a bound
+        # on the runs kept never changes the verdict.
+        self.clock = clock
+        if clock is not None:
+            self.store.before_evict = self._judge_run
         self.lock = threading.RLock()
         self.notices: deque[str] = deque(maxlen=50)
         self.records = 0
@@ -100,6 +113,13 @@ class Monitor:
                 self.notices.append(f"{source.path.name}: {notice}")
         update.records += batch.count
         update.notices.extend(batch.notices)
+
+    def _judge_run(self, run: Run) -> None:
+        from lossmon.detectors.stalled import ticks
+
+        assert self.clock is not None
+        for tick in ticks([run], self.clock()):
+            self.engine.feed(tick)
 
     def _forget_run(self, run: str) -> None:
         """A run left the store (a file with more runs than it keeps): its

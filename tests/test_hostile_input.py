@@ -511,3 +511,23 @@ async def test_the_app_draws_a_csv_log_with_hostile_cells(tmp_path: Path) -> Non
             await pilot.press(key)
             await pilot.pause(0.2)
         assert app.is_running and app.return_code is None
+
+
+# ------------------------------------------------------------ 2: bounds never change the verdict
+
+
+def test_check_judges_runs_the_store_dropped_and_says_so(tmp_path: Path) -> None:
+    dead = write(tmp_path / "000-dead.jsonl", [header(run="dead")] + [batch(s, 0.5, run="dead") for s in range(1, 20)])
+    alone = lossmon("check", dead)
+    assert alone.returncode == 1 and b"stalled" in alone.stdout  # died without an end record
+    paths = [dead]
+    for i in range(1, 65):
+        paths.append(write(tmp_path / f"{i:03d}.jsonl", [header(run=f"ok{i}")] + [batch(s, 0.5, run=f"ok{i}") for s in range(1, 4)] + [end(3, run=f"ok{i}")]))
+    many = lossmon("check", *paths)
+    assert many.returncode == 1, many.stdout
+    out = many.stdout.decode()
+    assert "stalled" in out and "65 runs and" in out and "not listed above" in out
+    document = json.loads(lossmon("check", "--format", "json", *paths).stdout)
+    assert document["runs_judged"] == 65 and document["runs_dropped"] == 1
+    assert document["records"] == 20 + 64 * 5
+    assert any(alert["detector"] == "stalled" and alert["run"] == "dead" for alert in document["alerts"])

@@ -132,8 +132,12 @@ class RunStore:
         self.runs: dict[str, Run] = {}
         self.version = 0  # bumps on every record, so views redraw only when needed
         # Called with the id of each run dropped to stay within max_runs, so
-        # that per-run state elsewhere (detectors) can be dropped too.
+        # that per-run state elsewhere (detectors) can be dropped too;
+        # `before_evict` first, with the Run itself, while it can be judged.
         self.on_evict: Callable[[str], None] | None = None
+        self.before_evict: Callable[[Run], None] | None = None
+        self.evicted_runs = 0  # runs dropped so far, and the records they held
+        self.evicted_records = 0
 
     def add(self, record: Record) -> Run:
         run = self._run(record.run)
@@ -161,7 +165,11 @@ class RunStore:
             run = self.runs[run_id] = Run(run_id, self.capacity)
             while len(self.runs) > self.max_runs:
                 oldest = next(iter(self.runs))
-                del self.runs[oldest]
+                dropped = self.runs.pop(oldest)
+                self.evicted_runs += 1
+                self.evicted_records += dropped.records
+                if self.before_evict is not None:
+                    self.before_evict(dropped)
                 if self.on_evict is not None:
                     self.on_evict(oldest)
         return run
