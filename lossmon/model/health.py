@@ -112,7 +112,11 @@ def total_steps(run: Run) -> int | None:
     return None
 
 
-def run_health(run: Run, clock: Series | None, now: float) -> Health:
+def run_health(run: Run, clock: Series | None, now: float, stalled: bool | None = None) -> Health:
+    """The run's state. `stalled`, when known, is the stalled detector's
+    verdict (an active alert): the status line then says what the alert
+    list says; without it (the detector switched off) silence is judged
+    here, against the usual gap between the clock's records."""
     if run.end is not None:
         return Health(FINISHED, run.status)
     if process_gone(run.header):
@@ -122,6 +126,10 @@ def run_health(run: Run, clock: Series | None, now: float) -> Health:
     rate = run.steps_per_second()
     if total and rate:
         eta = max(0.0, (total - run.step) / rate)
+    if stalled is not None:
+        if stalled and run.last_time is not None:
+            return Health(STALLED, f"silent {now - run.last_time:.0f}s", None)
+        return Health(STALLED, "", None) if stalled else Health(LIVE, "", eta)
     if run.last_time is not None:
         silent = now - run.last_time
         gap = usual_gap(clock)

@@ -26,7 +26,7 @@ from textual.widgets import Footer, Static
 from lossmon.detect import Engine
 from lossmon.model.health import TimedStore
 from lossmon.monitor import Monitor
-from lossmon.show.ticks import feed_ticks
+from lossmon.show.ticks import feed_ticks, stalled_runs
 from lossmon.read import FileWatcher
 from lossmon.read.pacer import ReadPacer
 from lossmon.show.keys import KEYS, bindings
@@ -347,7 +347,7 @@ class WatchApp(App[None]):
                 states.append(printable(self.monitor.notices[-1], 120))
             states.extend(self.notifier.failures[-1:])
             text = status_text(runs, self.store.clocks, "; ".join(states), self.monitor.malformed, self.watch_mode,
-                               self.clock(), pinned=not self.view.following)
+                               self.clock(), pinned=not self.view.following, stalled=stalled_runs(self.monitor))
         if text.plain != self._status_shown:  # a second passing changes nothing most of the time
             self._status_shown = text.plain
             self.status_line.update(text, layout=False)  # one fixed line: no layout pass

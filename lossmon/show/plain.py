@@ -28,7 +28,7 @@ from lossmon.monitor import Monitor
 from lossmon.show.notify import AlertNotifier
 from lossmon.show.report import alert_lines
 from lossmon.show.safe import escape, printable
-from lossmon.show.ticks import feed_ticks
+from lossmon.show.ticks import feed_ticks, stalled_runs
 from lossmon.show.widgets.status_line import ago
 
 PROGRESS_EVERY = 30.0
@@ -36,8 +36,8 @@ SETTLE = 10.0  # seconds without growth after every run ended, before exiting
 EXIT_UNREADABLE = 2
 
 
-def progress_line(run: Run, store: TimedStore, now: float) -> str:
-    health = run_health(run, store.clocks.get(run.id), now)
+def progress_line(run: Run, store: TimedStore, now: float, stalled: set[str] | None = None) -> str:
+    health = run_health(run, store.clocks.get(run.id), now, None if stalled is None else run.id in stalled)
     parts = [f"{printable(run.id, 40)} {health.state}" + (f" ({printable(health.detail, 60)})" if health.detail else "")]
     if run.epoch_index is not None:
         parts.append(f"epoch {run.epoch_index + 1}" + (f"/{run.epochs}" if run.epochs else ""))
@@ -124,7 +124,7 @@ def watch_plain(
                 last_epoch, when = printed.get(run.id, (None, 0.0))
                 state = run_health(run, store.clocks.get(run.id), now).state
                 if state in (FINISHED, CRASHED) or run.epoch_index != last_epoch or now - when >= progress_every:
-                    say(progress_line(run, store, now))
+                    say(progress_line(run, store, now, stalled_runs(monitor)))
                     printed[run.id] = (run.epoch_index, now)
                     if state in (FINISHED, CRASHED):
                         finished.add(run.id)
