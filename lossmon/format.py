@@ -66,6 +66,8 @@ def clean_logs(logs: dict[str, Any] | None) -> dict[str, float | str]:
     for key, value in logs.items():
         try:
             number = float(value)
+        except OverflowError:  # an integer beyond the float range (10**400): ±inf, not the whole record lost
+            number = math.inf if value > 0 else -math.inf
         except (TypeError, ValueError):
             continue
         out[str(key)] = json_number(number)

@@ -28,6 +28,7 @@ class Source:
 
     path: Path
     tailer: Tailer
+    label: str = ""  # the file's name as runs of a clashing id are suffixed with
 
     @property
     def status(self) -> str:
@@ -66,6 +67,10 @@ class Monitor:
         paths = [Path(p) for p in paths]
         names = _csv_run_names(paths)
         self.sources = [Source(p, open_reader(p, run=names[p])) for p in paths]
+        labels = _file_labels(paths)
+        for source in self.sources:
+            source.label = labels[source.path]
+        self._owners: dict[str, Source] = {}  # run id -> the file that named it first
         self.engine = engine if engine is not None else Engine(available_detectors())
         self.store = store if store is not None else RunStore()
         self.store.on_evict = self._forget_run
@@ -104,6 +109,8 @@ class Monitor:
 
     def _take(self, source: Source, batch: TailBatch, update: Update) -> None:
         with self.lock:
+            if len(self.sources) > 1:
+                self._keep_files_apart(source, batch.items)
             items = self.engine.split(batch.items)
             self.store.add_items(items)
             update.alerts.extend(self.engine.feed_items(items))
@@ -113,6 +120,17 @@ class Monitor:
                 self.notices.append(f"{source.path.name}: {notice}")
         update.records += batch.count
         update.notices.extend(batch.notices)
+
+    def _keep_files_apart(self, source: Source, items: list) -> None:
+        """Two files that name the same run id hold two runs (ids are random,
+        but a copied file or a hand-made one repeats them): the run of the
+        file that named it later is called `<id>@<file>`."""
+        owners = self._owners
+        for item in items:
+            owner = owners.setdefault(item.run, source)
+            if owner is not source:
+                item.run = f"{item.run}@{source.label}"
+                owners.setdefault(item.run, source)
 
     def _judge_run(self, run: Run) -> None:
         from lossmon.detectors.stalled import ticks
@@ -124,6 +142,7 @@ class Monitor:
     def _forget_run(self, run: str) -> None:
         """A run left the store (a file with more runs than it keeps): its
         detectors go too, or a file of distinct run ids grows without bound."""
+        self._owners.pop(run, None)
         forget = getattr(self.engine, "forget", None)
         if forget is not None:
             forget(run)
@@ -145,3 +164,11 @@ def _csv_run_names(paths: list[Path]) -> dict[Path, str]:
         stem = run_name_for(path)
         names[path] = stem if stems[stem] == 1 else f"{path.parent.name}/{stem}"
     return names
+
+
+def _file_labels(paths: list[Path]) -> dict[Path, str]:
+    """Each file's name, or parent/name where two files share a name."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        counts[path.name] = counts.get(path.name, 0) + 1
+    return {path: path.name if counts[path.name] == 1 else f"{path.parent.name}/{path.name}" for path in paths}

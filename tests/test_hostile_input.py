@@ -531,3 +531,54 @@ def test_check_judges_runs_the_store_dropped_and_says_so(tmp_path: Path) -> None
     assert document["runs_judged"] == 65 and document["runs_dropped"] == 1
     assert document["records"] == 20 + 64 * 5
     assert any(alert["detector"] == "stalled" and alert["run"] == "dead" for alert in document["alerts"])
+
+
+# ------------------------------------------------------------ 17: small ones
+
+
+def test_a_log_value_beyond_the_float_range_keeps_the_record() -> None:
+    from lossmon.format import clean_logs
+
+    assert clean_logs({"loss": 0.5, "big": 10**400, "small": -(10**400), "name": "x"}) == {
+        "loss": 0.5, "big": "Infinity", "small": "-Infinity",
+    }
+
+
+def test_huge_numbers_print_short() -> None:
+    from lossmon.detectors._util import fmt_times
+    from lossmon.show.widgets.status_line import ago
+
+    assert fmt_times(1e300) == "1e+300" and fmt_times(250.0) == "250" and fmt_times(12.34) == "12.3"
+    assert len(ago(1e308)) < 12 and ago(3 * 86400) == "3.0d"
+
+
+def test_run_ids_do_not_collide_across_many_workers_in_one_second() -> None:
+    from lossmon.keras.callback import _new_run_id
+
+    ids = {_new_run_id(1795367112.0) for _ in range(100_000)}
+    assert len(ids) == 100_000
+
+
+def test_two_files_with_one_run_id_stay_two_runs(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.jsonl", [header()] + [batch(s, 0.5) for s in range(1, 60)] + [end(59)])
+    b = write(tmp_path / "b.jsonl", [header()] + [batch(s, 0.5) for s in range(1, 60)] + [batch(60, math.nan), end(60)])
+    document = json.loads(lossmon("check", "--format", "json", a, b).stdout)
+    assert sorted((run["run"], run["records"]) for run in document["runs"]) == [("r1", 61), ("r1@b.jsonl", 62)]
+    assert [(alert["detector"], alert["run"]) for alert in document["alerts"]] == [("nonfinite", "r1@b.jsonl")]
+    plain = lossmon("watch", "--plain", "--settle", "0", a, b).stdout.decode()
+    assert "r1 finished (completed)" in plain and "r1@b.jsonl finished (completed)" in plain
+
+
+def test_records_made_from_a_renamed_block_carry_its_name(tmp_path: Path) -> None:
+    """Long runs travel as typed column blocks whose rows become Records on
+    demand (for a finding's evidence): those carry the renamed id too."""
+    a = write(tmp_path / "a.jsonl", [header()] + [batch(s, 0.5) for s in range(1, 300)])
+    b = write(tmp_path / "b.jsonl", [header()] + [batch(s, 0.5) for s in range(1, 300)])
+    monitor = Monitor([a, b])
+    blocks = []
+    original = monitor.store.add_block
+    monitor.store.add_block = lambda block: (blocks.append(block), original(block))[1]
+    monitor.read_to_end()
+    renamed = [block for block in blocks if block.run == "r1@b.jsonl"]
+    assert renamed and all(block.record(i).run == "r1@b.jsonl" for block in renamed for i in (0, len(block) - 1))
+    assert monitor.store.runs["r1"].records == monitor.store.runs["r1@b.jsonl"].records == 300

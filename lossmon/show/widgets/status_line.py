@@ -21,7 +21,9 @@ def ago(seconds: float) -> str:
         return f"{seconds / 60:.0f}m"
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    if seconds < 86400 * 1e4:
+        return f"{seconds / 86400:.1f}d"
+    return f"{seconds / 86400:.3g}d"  # a hostile clock: never a 300-digit number
 
 
 def run_status(run: Run, clock: Series | None, now: float, brief: bool = False, name: str | None = None,
