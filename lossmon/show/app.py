@@ -103,6 +103,7 @@ class WatchApp(App[None]):
         self._last_values = 0.0  # monotonic time of the last refresh of the latest values
         self._last_data = 0.0  # monotonic time of the last DataChanged
         self._values_timer: Timer | None = None
+        self._resize_pending = False  # a redraw for a plot that got a new size is on its way
         self._status_shown: str | None = None
         self._stop = threading.Event()
         self._data_posted = threading.Event()  # a DataChanged is on its way to the UI
@@ -136,6 +137,17 @@ class WatchApp(App[None]):
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.refresh_views)
+
+    def plot_resized(self) -> None:
+        """A plot got a new size (layout settling, a panel shown or hidden):
+        redraw the plots once, after this layout pass."""
+        if not self._resize_pending:
+            self._resize_pending = True
+            self.call_after_refresh(self._after_plot_resize)
+
+    def _after_plot_resize(self) -> None:
+        self._resize_pending = False
+        self.refresh_views()
 
     # -- reading --------------------------------------------------------------
 

@@ -120,7 +120,14 @@ class MetricPlot(PlotextPlot):
         return True
 
     def on_resize(self) -> None:
+        """A new size needs a new draw, not only new strips: ticks, epoch
+        lines and buckets are chosen for the size (the first draw often
+        comes before layout has settled, which left epoch lines missing on
+        a cold open until something else redrew the plot)."""
         self._drawn = None
+        resized = getattr(self.app, "plot_resized", None)
+        if resized is not None:
+            resized()
 
     def render_line(self, y: int) -> Strip:
         """A row of the figure, read straight from plotext's character matrix
