@@ -582,3 +582,33 @@ def test_records_made_from_a_renamed_block_carry_its_name(tmp_path: Path) -> Non
     renamed = [block for block in blocks if block.run == "r1@b.jsonl"]
     assert renamed and all(block.record(i).run == "r1@b.jsonl" for block in renamed for i in (0, len(block) - 1))
     assert monitor.store.runs["r1"].records == monitor.store.runs["r1@b.jsonl"].records == 300
+
+
+# ------------------------------------------------------------ 15: memory whatever the file holds
+
+
+def test_thousands_of_metric_names_cost_little_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "names.jsonl"
+    with open(path, "wb") as handle:
+        handle.write(encode(header()))
+        for i in range(1, 20_001):
+            handle.write(encode({"kind": "batch", "run": "r1", "step": i, "time": 1000.0 + i, "logs": {f"m{i}": 0.5}, "step_logs": {f"m{i}": 0.5}}))
+    tracemalloc.start()
+    try:
+        monitor = Monitor([path])
+        monitor.read_to_end()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(monitor.store.runs["r1"].batch) == 20_000
+    assert peak < 200 * 2**20, f"{peak / 2**20:.0f} MiB for 20k metric names"  # 128 KiB a name before
+
+
+def test_detectors_of_runs_the_store_dropped_are_dropped_too(tmp_path: Path) -> None:
+    path = write(tmp_path / "runs.jsonl", [batch(1, 0.5, run=f"run-{i}") for i in range(3000)])
+    monitor = Monitor([path])
+    monitor.read_to_end()
+    assert len(monitor.store.runs) == monitor.store.max_runs
+    assert set(monitor.engine._per_run) <= set(monitor.store.runs)
