@@ -612,3 +612,60 @@ def test_detectors_of_runs_the_store_dropped_are_dropped_too(tmp_path: Path) -> 
     monitor.read_to_end()
     assert len(monitor.store.runs) == monitor.store.max_runs
     assert set(monitor.engine._per_run) <= set(monitor.store.runs)
+
+
+# ------------------------------------------------------------ the classes, fuzzed
+
+HOSTILE_TEXT = st.sampled_from(["\x1b]52;c;eA==\x07", "\u200e", "\u202e", "\U000e0041", "\x9b2J", "[bold]x[/]", "\ud800", "é", "\x00"])
+HOSTILE_NUMBER = st.sampled_from([b"1e999", b"-1e999", b"1" + b"0" * 400, b"NaN", b"-Infinity", b'"-nan"', b'"INF"', b"5e-324", b"1.7e308", b"-0.0", b"18446744073709551616"])
+
+
+@st.composite
+def hostile_lines(draw) -> bytes:
+    def text() -> bytes:
+        return json.dumps("r" + "".join(draw(st.lists(HOSTILE_TEXT, max_size=3)))).encode()
+
+    kind = draw(st.sampled_from([b"header", b"batch", b"epoch", b"end", b"probe"]))
+    step = draw(st.sampled_from([b"1", b"2", b"7", b"9223372036854775807", b"18446744073709551616", b"-1"]))
+    name, value = text(), draw(HOSTILE_NUMBER)
+    run = text() if draw(st.booleans()) else b'"r1"'
+    line = b'{"kind":"%s","run":%s,"step":%s,"time":%s,"logs":{%s:%s,"loss":%s},"status":%s,"reason":%s}' % (
+        kind, run, step, draw(HOSTILE_NUMBER), name, value, draw(HOSTILE_NUMBER), text(), text())
+    prefix = draw(st.sampled_from([b"", b"\xef\xbb\xbf", b"\x00\x00", b"garbage", encode(batch(3, 0.5))[:30]]))
+    return prefix + line
+
+
+@settings(max_examples=30, deadline=None)
+@given(lines=st.lists(hostile_lines(), min_size=1, max_size=40))
+def test_check_and_plain_survive_every_class_of_hostile_line(lines: list[bytes]) -> None:
+    import contextlib
+    import io
+    import tempfile
+
+    from lossmon.cli import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "run.jsonl"
+        path.write_bytes(encode(header()) + b"\n".join(lines) + b"\n")
+        for args in (["check", str(path)], ["check", "--format", "json", str(path)]):
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(args)
+            assert code in (0, 1), err.getvalue()
+            text = out.getvalue()
+            assert not unsafe(text), [hex(ord(c)) for c in unsafe(text)]
+            text.encode("utf-8")
+            if "json" in args:
+                json.loads(text)
+        import threading
+
+        from lossmon.show.plain import watch_plain
+
+        out, err, stop = io.StringIO(), io.StringIO(), threading.Event()
+        timer = threading.Timer(0.3, stop.set)
+        timer.start()
+        try:
+            assert watch_plain([path], out=out, err=err, settle=0, poll_interval=0.05, stop=stop) == 0
+        finally:
+            timer.cancel()
+        assert not unsafe(out.getvalue() + err.getvalue())
