@@ -139,24 +139,39 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(f"no lossmon records in {', '.join(args.runs)}{detail}")
     alerts = monitor.engine.alerts
     runs = list(monitor.store.runs.values())
-    store = monitor.store
+    lines, extra = _bounds_met(monitor)
     if args.format == "json":
         document = as_json(alerts, runs, monitor.malformed)
-        if store.evicted_runs:  # judged, then dropped from memory: say so
-            extra = {"runs_judged": len(runs) + store.evicted_runs, "runs_dropped": store.evicted_runs, "records": monitor.records}
+        if extra:
             document = json.dumps({**json.loads(document), **extra}, indent=2, ensure_ascii=False)
         print(safe_json(document))
     else:
-        text = as_text(alerts, runs, monitor.malformed)
-        if store.evicted_runs:
-            text += (
-                f"\n{len(runs) + store.evicted_runs} runs and {monitor.records} records judged in all; the "
-                f"{store.evicted_runs} oldest runs ({store.evicted_records} records) are not listed above "
-                f"(at most {store.max_runs} runs are kept in memory)"
-            )
-        print(safe_lines(text))
+        print(safe_lines("\n".join([as_text(alerts, runs, monitor.malformed), *lines])))
     threshold = Severity(args.fail_on).rank
     return EXIT_ALERT if any(alert.severity.rank >= threshold for alert in alerts) else EXIT_OK
+
+
+def _bounds_met(monitor) -> tuple[list[str], dict]:
+    """What the memory budget left out of the report, as text lines and
+    JSON keys: runs judged and then dropped, values of names beyond the cap."""
+    from lossmon.model.run import MAX_NAMES
+
+    store, runs = monitor.store, list(monitor.store.runs.values())
+    lines: list[str] = []
+    extra: dict = {}
+    if store.evicted_runs:  # judged, then dropped from memory: say so
+        extra.update(runs_judged=len(runs) + store.evicted_runs, runs_dropped=store.evicted_runs, records=monitor.records)
+        lines.append(
+            f"{len(runs) + store.evicted_runs} runs and {monitor.records} records judged in all; the "
+            f"{store.evicted_runs} oldest runs ({store.evicted_records} records) are not listed above "
+            f"(at most {store.max_runs} runs are kept in memory)"
+        )
+    capped = {run.id: run.names_dropped for run in runs if run.names_dropped}
+    if capped:
+        extra["values_not_kept"] = capped
+        for run_id, count in capped.items():
+            lines.append(f"run {run_id}: {count} values not kept (names beyond the first {MAX_NAMES} of a kind)")
+    return lines, extra
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -602,8 +602,11 @@ def test_thousands_of_metric_names_cost_little_memory(tmp_path: Path) -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert len(monitor.store.runs["r1"].batch) == 20_000
-    assert peak < 200 * 2**20, f"{peak / 2**20:.0f} MiB for 20k metric names"  # 128 KiB a name before
+    from lossmon.model.run import MAX_NAMES
+
+    run = monitor.store.runs["r1"]
+    assert len(run.batch) == MAX_NAMES and run.names_dropped == 20_000 - MAX_NAMES
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB for 20k metric names"  # 128 KiB a name before
 
 
 def test_detectors_of_runs_the_store_dropped_are_dropped_too(tmp_path: Path) -> None:
@@ -669,3 +672,22 @@ def test_check_and_plain_survive_every_class_of_hostile_line(lines: list[bytes])
         finally:
             timer.cancel()
         assert not unsafe(out.getvalue() + err.getvalue())
+
+
+def test_names_beyond_the_budget_are_counted_and_said(tmp_path: Path) -> None:
+    from lossmon.model.run import MAX_NAMES
+
+    path = tmp_path / "names.jsonl"
+    with open(path, "wb") as handle:
+        handle.write(encode(header()))
+        for i in range(1, MAX_NAMES + 101):
+            handle.write(encode({"kind": "batch", "run": "r1", "step": i, "time": 1000.0 + i, "logs": {f"m{i}": 0.5}}))
+        handle.write(encode(end(MAX_NAMES + 100)))
+    monitor = Monitor([path])
+    monitor.read_to_end()
+    run = monitor.store.runs["r1"]
+    assert len(run.batch) == MAX_NAMES and run.names_dropped == 100
+    document = json.loads(lossmon("check", "--format", "json", path).stdout)
+    assert document["values_not_kept"] == {"r1": 100}
+    assert "100 values not kept" in lossmon("check", path).stdout.decode()
+    assert "values of the rest are not kept" in lossmon("watch", "--plain", "--settle", "0", path).stdout.decode()

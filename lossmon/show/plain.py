@@ -23,6 +23,7 @@ from typing import TextIO
 
 from lossmon.detect import Engine
 from lossmon.model import Run
+from lossmon.model.run import MAX_NAMES
 from lossmon.model.health import CRASHED, FINISHED, TimedStore, run_health, total_steps
 from lossmon.monitor import Monitor
 from lossmon.show.notify import AlertNotifier
@@ -85,6 +86,7 @@ def watch_plain(
     next_tick = time.monotonic() + 1.0
     finished: set[str] = set()  # runs whose last progress line was printed
     seen_malformed = 0
+    capped: set[str] = set()  # runs whose names beyond MAX_NAMES were said
     quiet_since = time.monotonic()  # when a file last grew (or was replaced)
     told: dict[Path, str | None] = {}  # the error last said per file
     first = True
@@ -128,6 +130,10 @@ def watch_plain(
                     printed[run.id] = (run.epoch_index, now)
                     if state in (FINISHED, CRASHED):
                         finished.add(run.id)
+            for run in store.runs.values():
+                if run.names_dropped and run.id not in capped:
+                    capped.add(run.id)
+                    say(f"{printable(run.id, 40)}: more metric names than {MAX_NAMES} of a kind; the values of the rest are not kept")
             if monitor.malformed > seen_malformed:
                 say(f"{monitor.malformed - seen_malformed} malformed line(s) skipped")
                 seen_malformed = monitor.malformed
