@@ -45,7 +45,17 @@ async def watching_healthy_start(tmp_path):
     app.clock = lambda: 1005.0
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.monitor.records == 34)
+        await wait_for(pilot, lambda: drawn_up_to_date(app))  # on a busy machine 0.3 s is not always enough
         yield path, app, pilot
+
+
+def drawn_up_to_date(app: WatchApp) -> bool:
+    """No draw is pending and every shown plot shows the model as it is."""
+    if app._draw_timer is not None or app._values_timer is not None or app._data_posted.is_set():
+        return False
+    versions = tuple((id(run), run.version) for run in app.shown_runs())
+    plots = [plot for panel in app.plot_panels if panel.display for plot in panel.query(MetricPlot)]
+    return all(plot._drawn is not None and plot._drawn[0] == versions and plot._drawn[1] == app.view.version for plot in plots)
 
 
 def healthy_start(n=30):
