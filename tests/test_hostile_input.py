@@ -691,3 +691,26 @@ def test_names_beyond_the_budget_are_counted_and_said(tmp_path: Path) -> None:
     assert document["values_not_kept"] == {"r1": 100}
     assert "100 values not kept" in lossmon("check", path).stdout.decode()
     assert "values of the rest are not kept" in lossmon("watch", "--plain", "--settle", "0", path).stdout.decode()
+
+
+@pytest.mark.parametrize("text", [OSC, INVISIBLE], ids=["osc", "invisible"])
+async def test_the_app_escapes_strings_from_the_file_everywhere(tmp_path: Path, text: str) -> None:
+    from textual.widgets import Static
+
+    from lossmon.show.app import WatchApp
+
+    path = hostile_status_run(tmp_path / "run.jsonl", text)
+    app = WatchApp([path], poll_interval=0.2)
+    app.clock = lambda: 1005.0
+    async with app.run_test(size=(200, 50)) as pilot:
+        deadline = time.monotonic() + 10
+        while not app.monitor.engine.alerts or app.monitor.records < 8:
+            assert time.monotonic() < deadline, "no alert"
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+        app.refresh_status()
+        await pilot.press("enter")  # the alert's details
+        await pilot.pause(0.3)
+        shown = "\n".join(str(widget.render()) for screen in (app.screen, app) for widget in screen.query(Static))
+        assert "finished (" in shown and "nonfinite" in shown
+        assert not unsafe(shown), [hex(ord(c)) for c in unsafe(shown)]
