@@ -128,7 +128,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     monitor = Monitor(_check_paths(args.runs), engine=_engine(args), clock=time.time)
     monitor.read_to_end()
     for tick in ticks(monitor.store.runs.values(), time.time()):  # runs that went silent
-        monitor.engine.feed(tick)
+        monitor.note_alerts(monitor.engine.feed(tick))
     for source in monitor.sources:
         if source.status == "error":
             raise UsageError(f"cannot read {source.path}: {source.error}")
@@ -148,7 +148,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(safe_lines("\n".join([as_text(alerts, runs, monitor.malformed), *lines])))
     threshold = Severity(args.fail_on).rank
-    return EXIT_ALERT if any(alert.severity.rank >= threshold for alert in alerts) else EXIT_OK
+    worst = max([alert.severity.rank for alert in alerts] + ([monitor.worst[0]] if monitor.worst else []), default=-1)
+    return EXIT_ALERT if worst >= threshold else EXIT_OK
 
 
 def _bounds_met(monitor) -> tuple[list[str], dict]:
@@ -165,6 +166,14 @@ def _bounds_met(monitor) -> tuple[list[str], dict]:
             f"{len(runs) + store.evicted_runs} runs and {monitor.records} records judged in all; the "
             f"{store.evicted_runs} oldest runs ({store.evicted_records} records) are not listed above "
             f"(at most {store.max_runs} runs are kept in memory)"
+        )
+    listed = {id(alert) for alert in monitor.engine.alerts}
+    if monitor.worst is not None and id(monitor.worst[1]) not in listed:  # fell off the engine's list
+        gone = monitor.worst[1]
+        extra["worst_unlisted"] = {"detector": gone.detector, "run": gone.run, "step": gone.step, "severity": gone.severity.value}
+        lines.append(
+            f"the most severe alert raised, {gone.severity.value} {gone.detector} in run {gone.run} at step "
+            f"{gone.step}, is not listed above (only the newest alerts are kept); the exit status counts it"
         )
     capped = {run.id: run.names_dropped for run in runs if run.names_dropped}
     if capped:

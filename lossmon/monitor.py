@@ -83,6 +83,10 @@ class Monitor:
         self.lock = threading.RLock()
         self.notices: deque[str] = deque(maxlen=50)
         self.records = 0
+        # The most severe alert ever raised, with the severity it had then:
+        # the engine keeps only its newest alerts, and a verdict must not
+        # change because an old critical one left that list.
+        self.worst: tuple[int, Alert] | None = None
 
     @property
     def malformed(self) -> int:
@@ -116,7 +120,9 @@ class Monitor:
             # items has then been seen by them, and its detectors go with it
             # (the other way round, a run dropped before its detectors were
             # made kept them forever: 20k runs left 19,872 behind).
-            update.alerts.extend(self.engine.feed_items(items))
+            changed = self.engine.feed_items(items)
+            self.note_alerts(changed)
+            update.alerts.extend(changed)
             update.news += len(self.engine.news)
             self.store.add_items(items)
             self.records += batch.count
@@ -136,12 +142,19 @@ class Monitor:
                 item.run = f"{item.run}@{source.label}"
                 owners.setdefault(item.run, source)
 
+    def note_alerts(self, alerts: list[Alert]) -> None:
+        """Remember the most severe of these alerts (opened or changed)."""
+        for alert in alerts:
+            rank = alert.severity.rank
+            if alert.active and (self.worst is None or rank > self.worst[0]):
+                self.worst = (rank, alert)
+
     def _judge_run(self, run: Run) -> None:
         from lossmon.detectors.stalled import ticks
 
         assert self.clock is not None
         for tick in ticks([run], self.clock()):
-            self.engine.feed(tick)
+            self.note_alerts(self.engine.feed(tick))
 
     def _forget_run(self, run: str) -> None:
         """A run left the store (a file with more runs than it keeps): its

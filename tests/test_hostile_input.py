@@ -713,3 +713,17 @@ async def test_the_app_escapes_strings_from_the_file_everywhere(tmp_path: Path, 
         shown = "\n".join(str(widget.render()) for screen in (app.screen, app) for widget in screen.query(Static))
         assert "finished (" in shown and "nonfinite" in shown
         assert not unsafe(shown), [hex(ord(c)) for c in unsafe(shown)]
+
+
+def test_an_old_critical_alert_still_decides_the_exit_status(tmp_path: Path) -> None:
+    """More alerts than the engine lists: the NaN's critical alert leaves the
+    list, but the verdict counts it and the report says so."""
+    records = [header(run="nan")] + [batch(s, 0.5, run="nan") for s in range(1, 6)] + [batch(6, math.nan, run="nan"), end(6, run="nan")]
+    for i in range(1010):
+        records += [header(run=f"lr{i}", lr=1.0), end(0, run=f"lr{i}")]
+    path = write(tmp_path / "run.jsonl", records)
+    proc = lossmon("check", "--fail-on", "critical", path)
+    assert proc.returncode == 1, proc.stdout[-500:]
+    assert b"critical nonfinite in run nan" in proc.stdout
+    document = json.loads(lossmon("check", "--format", "json", "--fail-on", "critical", path).stdout)
+    assert document["worst_unlisted"]["detector"] == "nonfinite"
