@@ -727,3 +727,38 @@ def test_an_old_critical_alert_still_decides_the_exit_status(tmp_path: Path) -> 
     assert b"critical nonfinite in run nan" in proc.stdout
     document = json.loads(lossmon("check", "--format", "json", "--fail-on", "critical", path).stdout)
     assert document["worst_unlisted"]["detector"] == "nonfinite"
+
+
+def test_a_crashed_screen_is_not_exit_0(tmp_path: Path) -> None:
+    """The TUI, on a real pseudo-terminal, failing while it starts: Textual
+    prints why, and the exit status says it failed (it was 0)."""
+    import pty
+    import select
+
+    path = write(tmp_path / "run.jsonl", [header()])
+    code = (
+        "import sys\nimport lossmon.show.app as app\n"
+        "def boom(self):\n    raise RuntimeError('screen failed')\n"
+        "app.WatchApp.on_mount = boom\n"
+        "from lossmon.cli import main\nsys.exit(main(['watch', sys.argv[1]]))\n"
+    )
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        os.close(master)
+    assert b"screen failed" in seen
+    assert proc.returncode == 3
