@@ -762,3 +762,25 @@ def test_a_crashed_screen_is_not_exit_0(tmp_path: Path) -> None:
         os.close(master)
     assert b"screen failed" in seen
     assert proc.returncode == 3
+
+
+async def test_the_app_says_what_the_memory_budget_left_out(tmp_path: Path) -> None:
+    from lossmon.model.run import MAX_NAMES
+    from lossmon.show.app import WatchApp
+
+    path = tmp_path / "many.jsonl"
+    with open(path, "wb") as handle:
+        for i in range(70):
+            handle.write(encode(batch(1, 0.5, run=f"run-{i}")))
+        for i in range(1, MAX_NAMES + 10):
+            handle.write(encode({"kind": "batch", "run": "run-69", "step": 1 + i, "time": 1000.0 + i, "logs": {f"m{i}": 0.5}}))
+    app = WatchApp([path], poll_interval=0.2)
+    app.clock = lambda: 1005.0
+    async with app.run_test(size=(250, 30)) as pilot:
+        deadline = time.monotonic() + 20
+        while app.monitor.records < 70 + MAX_NAMES + 9:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.1)
+        app.refresh_status()
+        status = str(app.query_one("StatusLine").render())
+        assert "6 older runs dropped" in status and "the rest not kept" in status

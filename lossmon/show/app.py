@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static
 
 from lossmon.detect import Engine
 from lossmon.model.health import TimedStore
+from lossmon.model.run import MAX_NAMES
 from lossmon.monitor import Monitor
 from lossmon.show.ticks import feed_ticks, stalled_runs
 from lossmon.read import FileWatcher
@@ -357,6 +358,10 @@ class WatchApp(App[None]):
                     states.append(printable(source.error or "read error", 120))
             if self.monitor.notices:
                 states.append(printable(self.monitor.notices[-1], 120))
+            if any(run.names_dropped for run in self.store.runs.values()):
+                states.append(f"over {MAX_NAMES} metric names of a kind: the rest not kept")
+            if self.store.evicted_runs:
+                states.append(f"{self.store.evicted_runs} older runs dropped (the newest {self.store.max_runs} kept)")
             states.extend(self.notifier.failures[-1:])
             text = status_text(runs, self.store.clocks, "; ".join(states), self.monitor.malformed, self.watch_mode,
                                self.clock(), pinned=not self.view.following, stalled=stalled_runs(self.monitor))
