@@ -94,12 +94,15 @@ class BatchBlock:
 
     def record(self, row: int) -> Record:
         if self.to_record is None:
-            return self.rows[row]
-        record = self.to_record(self.rows[row])
+            record = self.rows[row]
+        else:
+            record = self.to_record(self.rows[row])
         if record is None:  # unreachable: the reader only blocks lines its parser takes; say what the columns say
             epoch, time = int(self.epochs[row]), float(self.times[row])
             values = {name: float(self.column(name)[row]) for name in self.names}  # type: ignore[index]
             record = Record(BATCH, self.run, int(self.steps[row]), None if epoch < 0 else epoch, None if math.isnan(time) else time, values)
+        elif record.run != self.run:  # the block was renamed (a run id two files share): it decides
+            record.run = self.run
         return record
 
     @property

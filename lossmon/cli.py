@@ -7,15 +7,21 @@ them, so `lossmon check` starts fast and never loads TensorFlow.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 
 from lossmon import __version__
 from lossmon.detect import config as detector_config
+from lossmon.read.rowlines import NotRegularFile, open_regular
+from lossmon.show.safe import escape
 
 EXIT_OK = 0
 EXIT_ALERT = 1
 EXIT_USAGE = 2
+EXIT_CRASH = 3  # watch's screen failed (Textual printed why)
+EXIT_PIPE = 128 + 13  # stdout was closed (`| head -1`): as a tool killed by SIGPIPE
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -34,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--poll", action="store_true", help="poll the file instead of using file events (NFS, sshfs)")
     watch.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="seconds between safety-net polls (default 2)")
     watch.add_argument("--plain", action="store_true", help="print alerts and progress as plain text, no screen (automatic when stdout is not a terminal)")
+    watch.add_argument("--settle", type=float, default=10.0, metavar="S", help="with --plain: exit once every run has ended and no file has grown for S seconds (default 10)")
     watch.add_argument("--on-alert", metavar="CMD", help="run CMD (through the shell) for each new alert, with the alert as JSON on its stdin")
     watch.add_argument("--bell", action="store_true", help="ring the terminal bell on critical alerts")
     watch.add_argument("--no-color", action="store_true", help="no colours (also when the NO_COLOR variable is set)")
@@ -58,15 +65,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(name: object, exc: OSError) -> str:
+    """What went wrong opening `name`, in words (never a traceback)."""
+    if isinstance(exc, FileNotFoundError):
+        return f"run file not found: {name}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {name}"
+    if exc.errno == errno.ELOOP:
+        return f"{name}: too many levels of symbolic links (a symlink loop?)"
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{name}: file name too long"
+    if isinstance(exc, NotADirectoryError):
+        return f"{name}: a parent of this path is not a directory"
+    return f"cannot read {name}: {exc.strerror or exc}"
+
+
 def _check_paths(paths: list[str]) -> list[Path]:
+    """The run files to read: each must be a regular file we can open; the
+    same file named twice (another spelling, a link) is read once."""
     out = []
+    seen: set[tuple[int, int]] = set()
     for name in paths:
-        path = Path(name)
-        if not path.exists():
-            raise UsageError(f"run file not found: {name}")
-        if path.is_dir():
-            raise UsageError(f"{name} is a directory, not a run file")
-        out.append(path)
+        try:
+            fd = open_regular(name)
+        except IsADirectoryError:
+            raise UsageError(f"{name} is a directory, not a run file") from None
+        except NotRegularFile:
+            raise UsageError(f"{name} is not a regular file (a FIFO, socket or device)") from None
+        except OSError as exc:
+            raise UsageError(describe_os_error(name, exc)) from None
+        except ValueError as exc:  # a NUL byte in the name
+            raise UsageError(f"{name}: {exc}") from None
+        try:
+            info = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        out.append(Path(name))
     return out
 
 
@@ -79,17 +116,19 @@ def _engine(args: argparse.Namespace):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    import json
     import time
 
     from lossmon.detect import Severity
     from lossmon.detectors.stalled import ticks
     from lossmon.monitor import Monitor
     from lossmon.show.report import as_json, as_text
+    from lossmon.show.safe import safe_json, safe_lines
 
-    monitor = Monitor(_check_paths(args.runs), engine=_engine(args))
+    monitor = Monitor(_check_paths(args.runs), engine=_engine(args), clock=time.time)
     monitor.read_to_end()
     for tick in ticks(monitor.store.runs.values(), time.time()):  # runs that went silent
-        monitor.engine.feed(tick)
+        monitor.note_alerts(monitor.engine.feed(tick))
     for source in monitor.sources:
         if source.status == "error":
             raise UsageError(f"cannot read {source.path}: {source.error}")
@@ -100,12 +139,48 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(f"no lossmon records in {', '.join(args.runs)}{detail}")
     alerts = monitor.engine.alerts
     runs = list(monitor.store.runs.values())
+    lines, extra = _bounds_met(monitor)
     if args.format == "json":
-        print(as_json(alerts, runs, monitor.malformed))
+        document = as_json(alerts, runs, monitor.malformed)
+        if extra:
+            document = json.dumps({**json.loads(document), **extra}, indent=2, ensure_ascii=False)
+        print(safe_json(document))
     else:
-        print(as_text(alerts, runs, monitor.malformed))
+        print(safe_lines("\n".join([as_text(alerts, runs, monitor.malformed), *lines])))
     threshold = Severity(args.fail_on).rank
-    return EXIT_ALERT if any(alert.severity.rank >= threshold for alert in alerts) else EXIT_OK
+    worst = max([alert.severity.rank for alert in alerts] + ([monitor.worst[0]] if monitor.worst else []), default=-1)
+    return EXIT_ALERT if worst >= threshold else EXIT_OK
+
+
+def _bounds_met(monitor) -> tuple[list[str], dict]:
+    """What the memory budget left out of the report, as text lines and
+    JSON keys: runs judged and then dropped, values of names beyond the cap."""
+    from lossmon.model.run import MAX_NAMES
+
+    store, runs = monitor.store, list(monitor.store.runs.values())
+    lines: list[str] = []
+    extra: dict = {}
+    if store.evicted_runs:  # judged, then dropped from memory: say so
+        extra.update(runs_judged=len(runs) + store.evicted_runs, runs_dropped=store.evicted_runs, records=monitor.records)
+        lines.append(
+            f"{len(runs) + store.evicted_runs} runs and {monitor.records} records judged in all; the "
+            f"{store.evicted_runs} oldest runs ({store.evicted_records} records) are not listed above "
+            f"(at most {store.max_runs} runs are kept in memory)"
+        )
+    listed = {id(alert) for alert in monitor.engine.alerts}
+    if monitor.worst is not None and id(monitor.worst[1]) not in listed:  # fell off the engine's list
+        gone = monitor.worst[1]
+        extra["worst_unlisted"] = {"detector": gone.detector, "run": gone.run, "step": gone.step, "severity": gone.severity.value}
+        lines.append(
+            f"the most severe alert raised, {gone.severity.value} {gone.detector} in run {gone.run} at step "
+            f"{gone.step}, is not listed above (only the newest alerts are kept); the exit status counts it"
+        )
+    capped = {run.id: run.names_dropped for run in runs if run.names_dropped}
+    if capped:
+        extra["values_not_kept"] = capped
+        for run_id, count in capped.items():
+            lines.append(f"run {run_id}: {count} values not kept (names beyond the first {MAX_NAMES} of a kind)")
+    return lines, extra
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -122,14 +197,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.plain or not sys.stdout.isatty():
         from lossmon.show.plain import watch_plain
 
-        return watch_plain(paths, engine=_engine(args), notifier=notifier, poll_interval=min(args.poll_interval, 1.0))
+        return watch_plain(paths, engine=_engine(args), notifier=notifier, poll_interval=min(args.poll_interval, 1.0), settle=max(args.settle, 0.0))
     if args.no_color:
         os.environ["NO_COLOR"] = "1"  # Textual reads it when the app starts
     from lossmon.show.app import WatchApp
 
     app = WatchApp(paths, engine=_engine(args), polling_only=True if args.poll else None, poll_interval=args.poll_interval, notifier=notifier)
     app.run()
-    return EXIT_OK
+    return EXIT_CRASH if app.return_code else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -154,9 +229,38 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a full disk or a closed pipe is found here, not at exit
+        return code
     except UsageError as exc:
-        print(f"lossmon: {exc}", file=sys.stderr)
+        _say_error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_PIPE
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT):  # writing the output
+            _drop_stdout()
+            _say_error(f"cannot write the output: {exc.strerror or exc}")
+            return EXIT_USAGE
+        raise
+
+
+def _say_error(message: str) -> None:
+    try:
+        print(f"lossmon: {escape(message)}", file=sys.stderr)
+    except OSError:
+        pass
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit
+    does not fail again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

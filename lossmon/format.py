@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,15 +33,19 @@ ERROR = "error"
 
 # Non-finite floats are written as these strings, so every line is RFC 8259 JSON.
 _NONFINITE_OUT = {math.inf: "Infinity", -math.inf: "-Infinity"}
+# ... and read back from these spellings, in any case (docs/format.md).
 _NONFINITE_IN = {
-    "NaN": math.nan,
     "nan": math.nan,
-    "Infinity": math.inf,
+    "+nan": math.nan,
+    "-nan": math.nan,
     "inf": math.inf,
-    "+Infinity": math.inf,
-    "-Infinity": -math.inf,
+    "+inf": math.inf,
     "-inf": -math.inf,
+    "infinity": math.inf,
+    "+infinity": math.inf,
+    "-infinity": -math.inf,
 }
+_NONFINITE_EXACT = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}  # what writers write
 
 
 # ---------------------------------------------------------------- writing
@@ -61,21 +66,44 @@ def clean_logs(logs: dict[str, Any] | None) -> dict[str, float | str]:
     for key, value in logs.items():
         try:
             number = float(value)
+        except OverflowError:  # an integer beyond the float range (10**400): ±inf, not the whole record lost
+            number = math.inf if value > 0 else -math.inf
         except (TypeError, ValueError):
             continue
         out[str(key)] = json_number(number)
     return out
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _no_surrogates(text: str) -> str:
+    """`text` with each lone surrogate (which UTF-8 cannot encode) spelled
+    out as the six characters of its JSON escape, e.g. `\\ud800`."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def json_safe(value: Any) -> Any:
     """`value` as plain strict JSON: non-finite floats as strings, numpy
-    values unwrapped, anything else unknown as its string."""
-    if value is None or isinstance(value, (bool, int, str)):
+    values unwrapped, lone surrogates spelled out, anything else unknown
+    as its string."""
+    if isinstance(value, str):
+        return _no_surrogates(value)
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**64:
+            return value
+        try:  # beyond what JSON readers take as an integer
+            return float(value)
+        except OverflowError:
+            return "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, float):
         return json_number(value)
     if isinstance(value, dict):
-        return {str(key): json_safe(item) for key, item in value.items()}
+        return {_no_surrogates(str(key)): json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     tolist = getattr(value, "tolist", None)  # numpy arrays and scalars, tensors
@@ -84,7 +112,7 @@ def json_safe(value: Any) -> Any:
             return json_safe(tolist())
         except Exception:
             pass
-    return str(value)
+    return _no_surrogates(str(value))
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -106,35 +134,77 @@ def encode(record: dict[str, Any]) -> bytes:
 
 
 def to_float(value: Any) -> float | None:
-    """A metric value as read from a file, or None when it is not a number."""
+    """A metric value as read from a file, or None when it is not a number.
+
+    Numbers are floats (an integer beyond the float range is ±inf); a
+    string is a number only when it spells a non-finite value: nan, inf or
+    infinity, optionally signed, in any case."""
     if type(value) is float:
         return value
     if type(value) is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
     if type(value) is str:
-        return _NONFINITE_IN.get(value)
+        number = _NONFINITE_EXACT.get(value)
+        if number is None and len(value) <= 9:
+            number = _NONFINITE_IN.get(value.lower())
+        return number
     return None
 
 
 def _constant(token: str) -> float:
-    return _NONFINITE_IN[token]
+    return _NONFINITE_EXACT[token]
+
+
+_PADDING = b" \t\r\n\x00"
+_BOM = b"\xef\xbb\xbf"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def parse_line(line: bytes) -> Any:
     """Parse one line; raise ValueError when it is not JSON.
 
-    orjson is strict RFC 8259; Python's json module writes bare NaN/Infinity
-    tokens, which only the slow path accepts.
+    One set of rules for every line, whichever decoder reads it first
+    (docs/format.md, "Reading rules"): strict RFC 8259 JSON in UTF-8, with
+    these allowances, each also taken by the lenient path below when the
+    strict decoders refuse a line:
+
+    - NUL bytes, whitespace and one UTF-8 BOM around the object are
+      padding (NUL runs are what a crashed file system leaves behind);
+    - the bare tokens NaN, Infinity and -Infinity (Python's json writes
+      them) are numbers, and so is a number beyond the float range (±inf);
+    - a lone surrogate escape (\\ud800) in a string, which UTF-8 cannot
+      carry, is kept as its six characters of text.
+
+    Invalid UTF-8 and anything else that is not JSON is malformed.
     """
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
-        if b"NaN" not in line and b"Infinity" not in line:
-            raise ValueError("not valid JSON") from None
+        pass
+    text = line.strip(_PADDING)
+    if text.startswith(_BOM):
+        text = text[len(_BOM) :].strip(_PADDING)
     try:
-        return json.loads(line, parse_constant=_constant)
-    except (ValueError, RecursionError) as exc:
+        decoded = text.decode("utf-8")
+        obj = json.loads(decoded, parse_constant=_constant)
+        if _SURROGATE_ESCAPE.search(decoded) is not None:
+            obj = _spell_surrogates(obj)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ValueError("not valid JSON") from exc
+    return obj
+
+
+def _spell_surrogates(obj: Any) -> Any:
+    if type(obj) is str:
+        return _no_surrogates(obj)
+    if type(obj) is dict:
+        return {_no_surrogates(key): _spell_surrogates(value) for key, value in obj.items()}
+    if type(obj) is list:
+        return [_spell_surrogates(item) for item in obj]
+    return obj
 
 
 def _numbers(raw: Any) -> dict[str, float]:
@@ -260,3 +330,27 @@ def read_line(line: bytes) -> Record | None:
             return decode(line)
         except (ValueError, RecursionError):  # decode() should catch these; be safe anyway
             return None
+
+
+GLUE_MARK = b'{"kind"'  # how every record a writer makes begins
+_GLUE_TRIES = 4
+
+
+def is_blank(line: bytes) -> bool:
+    """A line of padding only (whitespace, NUL bytes): not damage."""
+    return not line.strip(_PADDING)
+
+
+def recover_glued(line: bytes) -> Record | None:
+    """The record glued after garbage on a malformed line, if any: a torn
+    last line (disk full, a writer killed mid-record) followed by the next
+    writer's first record, without a newline between them."""
+    at = line.find(GLUE_MARK, 1)
+    for _ in range(_GLUE_TRIES):
+        if at < 0:
+            return None
+        record = read_line(line[at:])
+        if record is not None:
+            return record
+        at = line.find(GLUE_MARK, at + 1)
+    return None

@@ -85,7 +85,7 @@ def test_header_batches_epochs_and_end(tmp_path):
     assert [r.kind for r in records] == ["header"] + (["batch"] * 5 + ["epoch"]) * 2 + ["end"]
     assert {r.run for r in records} == {callback.run_id}
     header = records[0].data
-    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", header["run"])
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{12}", header["run"])
     assert header["step"] == 0 and header["format"] == 1 and header["name"] == "seeds"
     assert header["pid"] == os.getpid() and header["host"]
     assert header["versions"] == {"lossmon": lossmon.__version__, "keras": keras.__version__,

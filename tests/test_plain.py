@@ -24,7 +24,7 @@ def watch(*args, **kw) -> subprocess.Popen:
 def test_watch_into_a_pipe_prints_alerts_and_progress_live_and_exits_when_the_run_ends(tmp_path):
     path = write(tmp_path / "run.jsonl", [header(epochs=3, steps=10)] + [batch(i, 0.7 - i / 100) for i in range(1, 6)])
     hook = tmp_path / "hook.jsonl"
-    proc = watch(path, "--on-alert", f"cat >> {hook}")  # stdout is a pipe, not a terminal: plain mode
+    proc = watch(path, "--settle", "1", "--on-alert", f"cat >> {hook}")  # stdout is a pipe, not a terminal: plain mode
     try:
         time.sleep(1.0)
         write(path, [batch(6, math.nan), batch(7, math.nan)])
@@ -42,13 +42,34 @@ def test_watch_into_a_pipe_prints_alerts_and_progress_live_and_exits_when_the_ru
     assert "nonfinite" in hook.read_text()
 
 
+def test_a_second_fit_into_the_same_file_is_watched_too(tmp_path):
+    """An end record is not the end of the file: fine-tuning after a
+    warm-up appends a second run, and its NaN must be reported."""
+    path = write(tmp_path / "run.jsonl", [header(run="warmup", epochs=1, steps=5)] + [batch(i, 0.7, run="warmup") for i in range(1, 6)])
+    write(path, [end(5, run="warmup")])
+    proc = watch(path, "--settle", "3")
+    try:
+        time.sleep(1.5)  # the first run has ended; the watcher must not have left
+        assert proc.poll() is None
+        write(path, [header(run="finetune", epochs=1, steps=5)] + [batch(i, 0.5, run="finetune") for i in range(1, 4)])
+        write(path, [batch(4, math.nan, run="finetune"), end(4, run="finetune", status="error")])
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started >= 2.0  # it waited for the file to settle
+    assert "CRITICAL nonfinite (run finetune" in out
+    assert "finetune finished (error)" in out
+
+
 def test_plain_flag_with_a_directory_and_a_glob(tmp_path, capsys):
     write(tmp_path / "a.jsonl", training([0.7 * 1.5**i for i in range(30)], run="a"))
     write(tmp_path / "b.jsonl", training([0.7 * math.exp(-i / 10) for i in range(30)], run="b"))
     (tmp_path / "notes.txt").write_text("not a run")
     assert [p.name for p in expand_targets([str(tmp_path)])] == ["a.jsonl", "b.jsonl"]
     assert [p.name for p in expand_targets([str(tmp_path / "*.jsonl")])] == ["a.jsonl", "b.jsonl"]
-    assert main(["watch", "--plain", str(tmp_path)]) == 0
+    assert main(["watch", "--plain", "--settle", "0", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "divergence (run a " in out
     assert "a finished (completed)" in out and "b finished (completed)" in out

@@ -63,3 +63,30 @@ def test_two_runs_overlaid(snap_compare, tmp_path):
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(160, 48), run_before=loaded)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48), (120, 30)])
+async def test_every_plot_is_drawn_for_the_size_it_has_once_layout_settles(tmp_path, size):
+    """The first draw comes before layout has settled; a plot that then gets
+    its real size must be drawn again (ticks, epoch lines and buckets depend
+    on it), not only have its old figure stretched: epoch lines were missing
+    on a cold open until something else redrew the plot."""
+    from lossmon.show.widgets.metric_plot import MetricPlot
+
+    path, count = fixed_run(tmp_path / "run.jsonl")
+    app = WatchApp([path], poll_interval=0.5)
+    app.clock = lambda: 1000.0 + 120 * 0.1 + 5
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.monitor.records == count and settled(app))
+        await pilot.pause(0.3)
+        plots = [plot for plot in app.query(MetricPlot) if plot.display and plot.parent.display]
+        assert plots
+        for plot in plots:
+            assert plot._drawn is not None and plot._drawn[2:4] == (plot.size.width, plot.size.height), plot.id
+        before = {plot.id: "".join(strip.text for strip in plot._strips or []) for plot in plots}
+        await pilot.resize_terminal(size[0] + 20, size[1] + 6)
+        await pilot.pause(0.3)
+        await pilot.resize_terminal(*size)
+        await pilot.pause(0.5)
+        after = {plot.id: "".join(strip.text for strip in plot._strips or []) for plot in plots}
+        assert after == before  # the same picture as a plot that was never drawn at another size

@@ -165,3 +165,74 @@ def test_remote_fs_types() -> None:
         assert is_remote_fs(fs), fs
     for fs in ("ext4", "xfs", "btrfs", "tmpfs", "overlay", "fuseblk", None):
         assert not is_remote_fs(fs), fs
+
+
+def test_hundreds_of_files_share_one_observer_and_each_wakes(tmp_path: Path) -> None:
+    """`watch dir/` with more files than the kernel's inotify instances
+    (128 by default): one watch for the directory, every file woken by it."""
+    paths = [tmp_path / f"run-{i}.jsonl" for i in range(300)]
+    for path in paths:
+        path.write_bytes(LINE)
+    watchers = [FileWatcher(path, poll_interval=5, polling_only=False).start() for path in paths]
+    try:
+        assert all(w.mode == "events" for w in watchers)
+        assert len({id(w._observer) for w in watchers}) == 1
+        for index in (0, 150, 299):
+            watchers[index].wait(0)
+            wait_for_event(watchers[index], lambda: append(paths[index]))
+    finally:
+        for watcher in watchers:
+            watcher.stop()
+    assert all(w.mode == "polling" for w in watchers)
+
+
+def test_past_the_kernel_limit_a_watcher_polls(tmp_path: Path, monkeypatch) -> None:
+    """When the kernel refuses one more watch, that file is polled, the rest
+    keep their events, and nothing raises."""
+    from lossmon.read import watcher as watcher_module
+
+    dirs = [tmp_path / f"d{i}" for i in range(3)]
+    for d in dirs:
+        d.mkdir()
+        (d / "run.jsonl").write_bytes(LINE)
+    ok = FileWatcher(dirs[0] / "run.jsonl", poll_interval=5, polling_only=False).start()
+    real = watcher_module._SHARED._observer.schedule
+
+    def refuse(handler, path, **kw):
+        raise OSError(24, "inotify instance limit reached")
+
+    monkeypatch.setattr(watcher_module._SHARED._observer, "schedule", refuse)
+    refused = FileWatcher(dirs[1] / "run.jsonl", poll_interval=0.3, polling_only=False).start()
+    try:
+        assert ok.mode == "events" and refused.mode == "polling"
+        seen, took = timed_wait(refused)
+        assert took < 2  # polls at its own pace
+    finally:
+        monkeypatch.setattr(watcher_module._SHARED._observer, "schedule", real)
+        refused.stop()
+        ok.stop()
+
+
+def test_a_shared_directory_watch_comes_back_after_the_directory_does(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    a, b = folder / "a.jsonl", folder / "b.jsonl"
+    watchers = [FileWatcher(p, poll_interval=5, polling_only=False).start() for p in (a, b)]
+    try:
+        shutil.rmtree(folder)
+        time.sleep(0.5)
+        folder.mkdir()
+        for watcher in watchers:  # each re-creates its watch
+            for _ in range(10):
+                watcher.wait(0.2)
+                if watcher.mode == "events":
+                    break
+        assert all(w.mode == "events" for w in watchers)
+        for watcher, path in zip(watchers, (a, b)):
+            watcher.wait(0)
+            wait_for_event(watcher, lambda: append(path))
+    finally:
+        for watcher in watchers:
+            watcher.stop()

@@ -17,8 +17,10 @@ a typo never silently leaves a default in place.
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -48,7 +50,7 @@ def parse_value(text: str) -> Any:
     """A flag value: JSON when it parses (3, 0.5, true, ["a"]), else the string."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         lowered = text.strip().lower()
         if lowered in ("true", "false"):
             return lowered == "true"
@@ -59,12 +61,14 @@ def load_file(path: str | Path) -> dict[str, Any]:
     """The `detectors` table of a TOML or JSON file."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_config(path)
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(raw)
+        except RecursionError:
+            raise ConfigError(f"{path} is nested too deeply") from None
         except ValueError as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from None
     else:
@@ -74,6 +78,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
             import tomli as tomllib
         try:
             data = tomllib.loads(raw.decode("utf-8"))
+        except RecursionError:
+            raise ConfigError(f"{path} is nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     if not isinstance(data, dict):
@@ -82,6 +88,24 @@ def load_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [detectors] must be a table")
     return section
+
+
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _read_config(path: Path) -> bytes:
+    """The file's bytes: a regular file of at most MAX_CONFIG_BYTES, opened
+    without blocking (a FIFO is refused, not waited on)."""
+    from lossmon.read.rowlines import open_regular
+
+    fd = open_regular(path)
+    try:
+        raw = os.pread(fd, MAX_CONFIG_BYTES + 1, 0)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES} bytes")
+    return raw
 
 
 def options_of(cls: type[Detector]) -> list[str]:

@@ -53,7 +53,7 @@ def fmt_lr(value: float) -> str:
 
 def fmt_times(ratio: float) -> str:
     """A ratio for 'Nx' phrases: 12.3, 250, 1000."""
-    return f"{ratio:.0f}" if ratio >= 100 else f"{ratio:.3g}"
+    return f"{ratio:.0f}" if 100 <= ratio < 1e6 else f"{ratio:.3g}"  # 1e+300, never 300 digits
 
 
 def finite(value: Any) -> float | None:

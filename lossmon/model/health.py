@@ -82,7 +82,8 @@ def usual_gap(clock: Series | None, recent: int = 64) -> float | None:
     if clock is None or len(clock) < 3:
         return None
     times = clock.values[-recent:]
-    gaps = np.diff(times)
+    with np.errstate(over="ignore", invalid="ignore"):  # times near ±1.8e308 from a hostile file
+        gaps = np.diff(times)
     gaps = gaps[gaps > 0]
     if not len(gaps):
         return None
@@ -100,7 +101,7 @@ def process_gone(header: dict | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, OSError):
+    except (OSError, OverflowError):  # not ours to signal; a pid beyond the C int range
         return False
     return False
 
@@ -111,7 +112,11 @@ def total_steps(run: Run) -> int | None:
     return None
 
 
-def run_health(run: Run, clock: Series | None, now: float) -> Health:
+def run_health(run: Run, clock: Series | None, now: float, stalled: bool | None = None) -> Health:
+    """The run's state. `stalled`, when known, is the stalled detector's
+    verdict (an active alert): the status line then says what the alert
+    list says; without it (the detector switched off) silence is judged
+    here, against the usual gap between the clock's records."""
     if run.end is not None:
         return Health(FINISHED, run.status)
     if process_gone(run.header):
@@ -121,6 +126,10 @@ def run_health(run: Run, clock: Series | None, now: float) -> Health:
     rate = run.steps_per_second()
     if total and rate:
         eta = max(0.0, (total - run.step) / rate)
+    if stalled is not None:
+        if stalled and run.last_time is not None:
+            return Health(STALLED, f"silent {now - run.last_time:.0f}s", None)
+        return Health(STALLED, "", None) if stalled else Health(LIVE, "", eta)
     if run.last_time is not None:
         silent = now - run.last_time
         gap = usual_gap(clock)

@@ -19,6 +19,12 @@ from lossmon.model.series import DEFAULT_CAPACITY, Series
 
 _RATE_WINDOW = 64
 
+# The memory budget of the model, whatever a file holds: at most `max_runs`
+# runs (64), each with at most MAX_NAMES series per table (batch, epoch,
+# probe), each series at most DEFAULT_CAPACITY points (8192: 128 KiB, less
+# while it is short). Values of further names are counted, not kept.
+MAX_NAMES = 4096
+
 
 @dataclass(eq=False)
 class Run:
@@ -37,6 +43,7 @@ class Run:
     last_time: float | None = None
     records: int = 0
     version: int = 0  # bumps on every change, so views redraw only when needed
+    names_dropped: int = 0  # values not kept: their name came after MAX_NAMES others in its table
     _recent: deque = field(default_factory=lambda: deque(maxlen=_RATE_WINDOW))
 
     @property
@@ -105,7 +112,9 @@ class Run:
         if epoch >= 0 and (self.epoch_index is None or epoch > self.epoch_index):
             self.epoch_index = epoch
         for name in block.names:
-            self._series(self.batch, name).extend(steps, block.column(name))
+            series = self._series(self.batch, name)
+            if series is not None:
+                series.extend(steps, block.column(name))
         timed = np.flatnonzero(np.isfinite(block.times))
         if len(timed):
             self.last_time = float(block.times[timed[-1]])
@@ -114,11 +123,16 @@ class Run:
 
     def _append(self, table: dict[str, Series], step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
-            self._series(table, name).append(step, value)
+            series = self._series(table, name)
+            if series is not None:
+                series.append(step, value)
 
-    def _series(self, table: dict[str, Series], name: str) -> Series:
+    def _series(self, table: dict[str, Series], name: str) -> Series | None:
         series = table.get(name)
         if series is None:
+            if len(table) >= MAX_NAMES:  # a file naming endless metrics: the first ones are kept
+                self.names_dropped += 1
+                return None
             series = table[name] = Series(self.capacity)
         return series
 
@@ -132,8 +146,12 @@ class RunStore:
         self.runs: dict[str, Run] = {}
         self.version = 0  # bumps on every record, so views redraw only when needed
         # Called with the id of each run dropped to stay within max_runs, so
-        # that per-run state elsewhere (detectors) can be dropped too.
+        # that per-run state elsewhere (detectors) can be dropped too;
+        # `before_evict` first, with the Run itself, while it can be judged.
         self.on_evict: Callable[[str], None] | None = None
+        self.before_evict: Callable[[Run], None] | None = None
+        self.evicted_runs = 0  # runs dropped so far, and the records they held
+        self.evicted_records = 0
 
     def add(self, record: Record) -> Run:
         run = self._run(record.run)
@@ -161,7 +179,11 @@ class RunStore:
             run = self.runs[run_id] = Run(run_id, self.capacity)
             while len(self.runs) > self.max_runs:
                 oldest = next(iter(self.runs))
-                del self.runs[oldest]
+                dropped = self.runs.pop(oldest)
+                self.evicted_runs += 1
+                self.evicted_records += dropped.records
+                if self.before_evict is not None:
+                    self.before_evict(dropped)
                 if self.on_evict is not None:
                     self.on_evict(oldest)
         return run

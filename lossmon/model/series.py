@@ -14,6 +14,7 @@ import numpy as np
 
 DEFAULT_CAPACITY = 8192
 _BLOCK = 512  # pending appends before they are moved into the arrays
+_FIRST_ROOM = 16  # points a new series has room for before its arrays grow
 
 
 class Series:
@@ -30,8 +31,12 @@ class Series:
         if capacity < 16:
             raise ValueError("capacity must be at least 16")
         self.capacity = capacity
-        self._steps = np.empty(capacity, dtype=np.int64)
-        self._values = np.empty(capacity, dtype=np.float64)
+        # The arrays grow as points come, up to `capacity`: a file naming
+        # thousands of metrics with a point or two each costs bytes per name,
+        # not the full 128 KiB of a long series.
+        room = min(_FIRST_ROOM, capacity)
+        self._steps = np.empty(room, dtype=np.int64)
+        self._values = np.empty(room, dtype=np.float64)
         self._size = 0
         self._new_steps: list[int] = []
         self._new_values: list[float] = []
@@ -86,14 +91,27 @@ class Series:
         count = len(steps)
         done = 0
         while done < count:
-            if self._size == self.capacity:
-                self._thin()
-            take = min(self.capacity - self._size, count - done)
+            room = len(self._steps)
+            if self._size == room:
+                if room < self.capacity:
+                    self._grow(self._size + count - done)
+                else:
+                    self._thin()
+                room = len(self._steps)
+            take = min(room - self._size, count - done)
             self._steps[self._size : self._size + take] = steps[done : done + take]
             self._values[self._size : self._size + take] = values[done : done + take]
             self._size += take
             done += take
         self._flushed += count
+
+    def _grow(self, need: int) -> None:
+        """Larger arrays (at least twice the room, at most `capacity`)."""
+        room = min(self.capacity, max(len(self._steps) * 2, need))
+        steps, values = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.float64)
+        steps[: self._size] = self._steps[: self._size]
+        values[: self._size] = self._values[: self._size]
+        self._steps, self._values = steps, values
 
     def _thin(self) -> None:
         """Halve the older three quarters: keep each group of 4's min and max."""

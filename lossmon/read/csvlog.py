@@ -15,7 +15,8 @@ import csv
 import os
 from pathlib import Path
 
-from lossmon.format import EPOCH, HEADER, Record
+from lossmon.format import EPOCH, HEADER, MAX_STEP, Record
+from lossmon.read.rowlines import open_regular
 from lossmon.read.tailer import TailBatch, Tailer
 
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
@@ -34,10 +35,18 @@ def looks_like_csv_log(path: str | os.PathLike[str]) -> bool:
     names with an `epoch` column). Otherwise the suffix (.csv, .tsv)
     decides, unless the first line is a JSON object."""
     try:
-        with open(path, "rb") as handle:
-            first = handle.readline(4096)
+        fd = open_regular(path)  # never blocks on a FIFO
     except OSError:
         first = b""
+    else:
+        try:
+            first = os.pread(fd, 4096, 0)
+        except OSError:
+            first = b""
+        finally:
+            os.close(fd)
+        cut = first.find(b"\n")
+        first = first[: cut + 1] if cut >= 0 else first
     if first.endswith(b"\n") and first.strip():
         if _header_columns(first) is not None:
             return True
@@ -60,6 +69,15 @@ def _header_columns(line: bytes) -> tuple[str, list[str]] | None:
         if "epoch" in names and len(set(names)) == len(names):
             return separator, names
     return None
+
+
+def _count(text: str) -> int | None:
+    """An epoch or step cell: ASCII digits only (`isdigit()` also takes
+    "²" and other digits int() refuses), else None."""
+    text = text.strip()
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
 def _number(text: str) -> float | None:
@@ -130,16 +148,15 @@ class CsvTailer(Tailer):
         if len(cells) != len(self._columns):
             return None
         row = dict(zip(self._columns, cells))
-        try:
-            epoch = int(row.pop("epoch").strip())
-        except ValueError:
-            return None
-        if epoch < 0:
+        epoch = _count(row.pop("epoch"))
+        if epoch is None or epoch + 1 >= MAX_STEP:
             return None
         step = epoch + 1
-        raw_step = row.pop("step", None)
-        if raw_step is not None and raw_step.strip().isdigit():
-            step = int(raw_step)
+        raw_step = _count(row.pop("step", None) or "")
+        if raw_step is not None:
+            if raw_step >= MAX_STEP:
+                return None  # as a JSON record's step beyond int64
+            step = raw_step
         values: dict[str, float] = {}
         for name, cell in row.items():
             number = _number(cell.strip())

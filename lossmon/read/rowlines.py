@@ -13,12 +13,36 @@ meanwhile, it finds no lines and the row is made from the columns alone.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from itertools import accumulate
 from typing import Protocol
 
 # O_NONBLOCK: never hang opening a FIFO; O_BINARY: no newline translation on Windows.
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def open_regular(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor for the regular file at `path`, opened without
+    ever blocking (a FIFO would hang a plain open until a writer came).
+    Raises OSError, and IsADirectoryError or NotRegularFile for what is
+    not a regular file."""
+    fd = os.open(path, OPEN_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file (a FIFO, socket or device)", os.fspath(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class NotRegularFile(OSError):
+    """A FIFO, socket or device where a file was expected."""
 
 
 class RowLines(Protocol):

@@ -18,7 +18,7 @@ from typing import Literal
 
 
 from lossmon.block import BatchBlock, Item
-from lossmon.format import Record, read_line
+from lossmon.format import Record, is_blank, read_line, recover_glued
 from lossmon.read import fastlines
 from lossmon.read.backlog import Backlog, Slice, line_start
 from lossmon.read.rowlines import OPEN_FLAGS, ChunkLines
@@ -38,6 +38,12 @@ _HELPER_WAIT = 0.25  # seconds a poll waits for the helper's next slice
 NOTICE_TRUNCATED = "file was truncated; reading from the start"
 NOTICE_REPLACED = "file was replaced; reading from the start"
 NOTICE_VANISHED = "file disappeared; waiting for it to come back"
+NOTICE_REWRITTEN = "file was rewritten; reading from the start"
+
+# Bytes of the file remembered from its start and from just before the read
+# position: when they change, the file was rewritten in place (`cp new old`
+# keeps the inode; truncated and regrown between two polls) and is read again.
+FINGERPRINT_BYTES = 256
 
 
 @dataclass(slots=True)
@@ -110,6 +116,7 @@ class Tailer:
         self._typed: fastlines.Typed | None = None  # a decoder for this file's batch value names
         self._backlog: Backlog | None = None  # a helper sharing the backlog
         self._limit: int | None = None  # with a helper: where this reader's own slice ends
+        self._print: tuple[int, bytes, bytes] | None = None  # (offset, head, bytes before offset) read last
 
     def poll(self) -> TailBatch:
         """Read what was appended since the last call (at most max_bytes_per_poll)."""
@@ -136,10 +143,11 @@ class Tailer:
             if not stat.S_ISREG(info.st_mode):
                 self._set_error(f"{self.path} is not a regular file")
                 return
-            self._check_identity(info, batch)
+            self._check_identity(info, batch, fd)
             if self._backlog is None and self.helper_min_bytes is not None and info.st_size - self.offset >= self.helper_min_bytes:
                 self._start_helper(fd, info)
             self._read(fd, batch)
+            self._remember(fd)
             self.status, self.error = "ok", None
         except OSError as exc:
             self._fail(exc, batch)
@@ -195,20 +203,33 @@ class Tailer:
 
     # ------------------------------------------------------------ internals
 
-    def _check_identity(self, info: os.stat_result, batch: TailBatch) -> None:
-        """Start over when the file is a different one or got shorter."""
+    def _check_identity(self, info: os.stat_result, batch: TailBatch, fd: int) -> None:
+        """Start over when the file is a different one, got shorter, or
+        holds other bytes than it did where this reader has been."""
         identity = (info.st_dev, info.st_ino)
         if self._identity is not None and (self._vanished or identity != self._identity):
             self._restart(NOTICE_REPLACED, batch)
         elif info.st_size < self.offset:
             self._restart(NOTICE_TRUNCATED, batch)
+        elif self._print is not None and self._print != self._fingerprint(fd, self._print[0]):
+            self._restart(NOTICE_REWRITTEN, batch)
         self._identity = identity
         self._vanished = False
+
+    @staticmethod
+    def _fingerprint(fd: int, at: int) -> tuple[int, bytes, bytes]:
+        size = min(FINGERPRINT_BYTES, at)
+        head = os.pread(fd, size, 0)
+        return at, head, (os.pread(fd, size, at - size) if at > size else head)
+
+    def _remember(self, fd: int) -> None:
+        self._print = self._fingerprint(fd, self.offset) if self.offset else None
 
     def _restart(self, notice: str, batch: TailBatch) -> None:
         # A held-back partial line belongs to the old contents: drop it.
         self._drop_helper()
         self.offset = 0
+        self._print = None
         self._partial.clear()
         self._skipping = False
         batch.notices.append(notice)
@@ -294,8 +315,11 @@ class Tailer:
         record = read_line(line)
         if record is not None:
             batch.items.append(record)
-        elif line.strip():  # blank lines are harmless padding, not damage
+        elif not is_blank(line):  # blank lines are harmless padding, not damage
             batch.malformed += 1
+            glued = recover_glued(line)  # a torn line with the next record stuck to it
+            if glued is not None:
+                batch.items.append(glued)
 
     def _fail(self, exc: OSError, batch: TailBatch) -> None:
         if isinstance(exc, FileNotFoundError):

@@ -24,7 +24,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 Mode = Literal["events", "polling"]
 
@@ -89,12 +89,77 @@ class _Handler(FileSystemEventHandler):
                 return
 
 
+class _SharedObserver:
+    """One watchdog observer (one thread, one inotify instance per watched
+    directory) for every FileWatcher of the process: `watch dir/` with
+    hundreds of files in one directory needs one instance, not hundreds,
+    and the kernel's limit (128 instances by default) is never the number
+    of files. Watchers of the same directory share its watch."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._observer: BaseObserver | None = None
+        self._users: dict[ObservedWatch, int] = {}
+
+    def schedule(self, handler: FileSystemEventHandler, directory: str) -> tuple[BaseObserver, ObservedWatch]:
+        """Add `handler` for `directory`; raises OSError or RuntimeError when
+        the kernel refuses (instance or watch limits, no threads left)."""
+        with self._lock:
+            if self._observer is None or not self._observer.is_alive():
+                observer = Observer()
+                observer.start()
+                self._observer, self._users = observer, {}
+            observer = self._observer
+            key = ObservedWatch(directory, recursive=False, event_filter=_EVENTS)
+            dead = next((e for e in list(observer.emitters) if e.watch == key and not e.is_alive()), None)
+            others: set[FileSystemEventHandler] = set()
+            if dead is not None:  # its directory went away: a new emitter, the other watchers' handlers kept
+                others = set(getattr(observer, "_handlers", {}).get(dead.watch, ()))
+                observer.unschedule(dead.watch)
+            watch = observer.schedule(handler, directory, event_filter=_EVENTS)
+            for other in others - {handler}:
+                observer.add_handler_for_watch(other, watch)
+            self._users[watch] = self._users.get(watch, 0) + 1
+            return observer, watch
+
+    def release(self, observer: BaseObserver, handler: FileSystemEventHandler, watch: ObservedWatch) -> None:
+        """Remove `handler`; the directory's watch goes with its last handler,
+        the observer with its last watch."""
+        stopped = None
+        with self._lock:
+            if observer is not self._observer:
+                return  # an observer that died and was replaced; nothing of it is left to undo
+            try:
+                observer.remove_handler_for_watch(handler, watch)
+            except KeyError:
+                pass
+            left = self._users.get(watch, 1) - 1
+            if left > 0:
+                self._users[watch] = left
+            else:
+                self._users.pop(watch, None)
+                try:
+                    observer.unschedule(watch)
+                except KeyError:
+                    pass
+            if not self._users:
+                stopped, self._observer = observer, None
+        if stopped is not None:
+            stopped.stop()
+            if stopped.is_alive() and stopped is not threading.current_thread():
+                stopped.join()
+
+
+_SHARED = _SharedObserver()
+
+
 class FileWatcher:
     """Tells a reader thread when to look at a file again.
 
     Watches the file's parent directory (so creation, deletion and rotation
-    are seen too) and falls back to plain timed polling where events are
-    unavailable or untrustworthy; `mode` says which is in use.
+    are seen too), through the observer all watchers share, and falls back
+    to plain timed polling where events are unavailable or untrustworthy
+    (or the kernel refuses one more watch); `mode` says which is in use.
     """
 
     def __init__(
@@ -112,10 +177,12 @@ class FileWatcher:
             polling_only = is_remote_fs(mount_fs_type(self.path))
         self.polling_only = polling_only
         self._changed = threading.Event()
+        self._handler = _Handler(self.path, self._changed)
         self._observer: BaseObserver | None = None
+        self._watch: ObservedWatch | None = None
         self._lock = threading.Lock()  # start/stop and wait() may run on different threads
         self._running = False
-        self._gave_up = False  # the observer failed to start; events stay off
+        self._gave_up = False  # the watch failed to start; events stay off
 
     @property
     def mode(self) -> Mode:
@@ -133,7 +200,7 @@ class FileWatcher:
         return self
 
     def stop(self) -> None:
-        """Stop watching and join the observer thread; safe to call twice."""
+        """Stop watching (the shared observer stops with its last watcher); safe to call twice."""
         with self._lock:
             self._running = False
             self._drop_watch()
@@ -158,34 +225,29 @@ class FileWatcher:
     def _check_watch(self) -> None:
         """Re-create a watch that died (parent deleted) or never started."""
         observer = self._observer
-        if observer is not None and not (
-            observer.is_alive() and all(emitter.is_alive() for emitter in list(observer.emitters))
-        ):
-            self._drop_watch()
+        if observer is not None:
+            emitter = next((e for e in list(observer.emitters) if e.watch == self._watch), None)
+            if not (observer.is_alive() and emitter is not None and emitter.is_alive()):
+                self._drop_watch()
         if self._observer is None:
             self._try_watch(wake=True)  # the parent directory may exist by now
 
     def _drop_watch(self) -> None:
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            if observer.is_alive():
-                observer.join()
+        observer, watch = self._observer, self._watch
+        self._observer = self._watch = None
+        if observer is not None and watch is not None:
+            _SHARED.release(observer, self._handler, watch)
 
     def _try_watch(self, *, wake: bool) -> None:
         """Schedule the directory watch; on any failure, stay in polling mode."""
         parent = os.path.dirname(self.path)
-        if not os.path.isdir(parent):
-            return
-        observer = Observer()
         try:
-            observer.schedule(_Handler(self.path, self._changed), parent, event_filter=_EVENTS)
-            observer.start()
-        except (OSError, RuntimeError):  # inotify limits, thread limits
-            observer.stop()
+            if not os.path.isdir(parent):
+                return
+            self._observer, self._watch = _SHARED.schedule(self._handler, parent)
+        except (OSError, RuntimeError):  # inotify instance or watch limits, thread limits
             self._gave_up = os.path.isdir(parent)  # a vanished parent is worth another try
             return
-        self._observer = observer
         if wake:
             self._changed.set()  # the file may have appeared before the watch existed
 

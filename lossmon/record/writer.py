@@ -8,9 +8,15 @@ file sees each record as soon as `write` returns, and it opens the file with
 
 A run file deleted while training goes on (a cleanup script, a user's `rm`)
 would swallow every later record without any error, as writes to an
-unlinked file succeed. So about once a second the writer checks that its
-file still has a name, and if not, warns once and starts a new file at the
-same path, beginning with the run's header again.
+unlinked file succeed; one renamed away (`mv run.jsonl run.jsonl.1`, log
+rotation) would go on growing under its new name while the path shows
+nothing. So about once a second the writer checks that its path still
+names its file, and if not, warns once and starts a new file at the same
+path, beginning with the run's header again.
+
+A file that does not end in a newline (a torn last record: a full disk, a
+writer killed mid-write) would glue the next record onto that garbage, so
+a writer opening such a file starts its first record on a fresh line.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class RunFileWriter:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self._fd: int | None = None
+        self._fresh_line = False  # the file does not end in a newline: begin the next record with one
         self._failed = False  # an I/O error happened: stop writing
         self._warned = False
         self._closed = False
@@ -58,7 +65,9 @@ class RunFileWriter:
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fresh_line = not _ends_in_newline(self.path, fd)
+        return fd
 
     @property
     def ok(self) -> bool:
@@ -79,7 +88,10 @@ class RunFileWriter:
         try:
             if time.monotonic() >= self._next_check:
                 self._next_check = time.monotonic() + _CHECK_EVERY
-                self._recreate_if_deleted()
+                self._recreate_if_gone()
+            if self._fresh_line:
+                line = b"\n" + line
+                self._fresh_line = False
             written = os.write(self._fd, line)
             # A short write is rare (signals, quotas); finish the line.
             while written < len(line):
@@ -92,17 +104,30 @@ class RunFileWriter:
             return False
         return True
 
-    def _recreate_if_deleted(self) -> None:
-        """Start a new file at `path` when ours was deleted (no links left)."""
-        if os.fstat(self._fd).st_nlink > 0:
-            return
+    def _recreate_if_gone(self) -> None:
+        """Start a new file at `path` when ours was deleted (no links left)
+        or the path names another file now (ours was renamed away)."""
+        mine = os.fstat(self._fd)
+        if mine.st_nlink == 0:
+            why = "the file was deleted"
+        else:
+            try:
+                there = os.stat(self.path)
+            except FileNotFoundError:
+                there = None
+            except OSError:
+                return  # cannot look (permissions, a flaky mount): keep writing where we are
+            if there is not None and (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+                return
+            why = "the file was renamed or replaced"
         fd = self._open()
         os.close(self._fd)
         self._fd = fd
-        self._warn("found its", FileNotFoundError("the file was deleted"),
-                   "Recording goes on in a new file at the same path.")
+        self._warn("found its", FileNotFoundError(why), "Recording goes on in a new file at the same path.")
         if self._header is not None:
-            os.write(self._fd, self._header)
+            header = b"\n" + self._header if self._fresh_line else self._header
+            self._fresh_line = False
+            os.write(self._fd, header)
 
     def close(self) -> None:
         """Close the file; safe to call more than once."""
@@ -137,3 +162,18 @@ class RunFileWriter:
         state = "closed" if self._closed else ("failed" if self._failed else "open")
         return f"RunFileWriter({self.path!r}, {state})"
 
+
+def _ends_in_newline(path: str, fd: int) -> bool:
+    """Whether the file just opened at `path` is empty or ends in a newline
+    (read through a descriptor of its own: ours is write-only)."""
+    try:
+        if os.fstat(fd).st_size == 0:
+            return True
+        reader = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            info = os.fstat(reader)
+            return info.st_size == 0 or os.pread(reader, 1, info.st_size - 1) == b"\n"
+        finally:
+            os.close(reader)
+    except OSError:
+        return True  # cannot tell: write as usual

@@ -25,8 +25,9 @@ from textual.widgets import Footer, Static
 
 from lossmon.detect import Engine
 from lossmon.model.health import TimedStore
+from lossmon.model.run import MAX_NAMES
 from lossmon.monitor import Monitor
-from lossmon.show.ticks import feed_ticks
+from lossmon.show.ticks import feed_ticks, stalled_runs
 from lossmon.read import FileWatcher
 from lossmon.read.pacer import ReadPacer
 from lossmon.show.keys import KEYS, bindings
@@ -103,6 +104,7 @@ class WatchApp(App[None]):
         self._last_values = 0.0  # monotonic time of the last refresh of the latest values
         self._last_data = 0.0  # monotonic time of the last DataChanged
         self._values_timer: Timer | None = None
+        self._resize_pending = False  # a redraw for a plot that got a new size is on its way
         self._status_shown: str | None = None
         self._stop = threading.Event()
         self._data_posted = threading.Event()  # a DataChanged is on its way to the UI
@@ -136,6 +138,17 @@ class WatchApp(App[None]):
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.refresh_views)
+
+    def plot_resized(self) -> None:
+        """A plot got a new size (layout settling, a panel shown or hidden):
+        redraw the plots once, after this layout pass."""
+        if not self._resize_pending:
+            self._resize_pending = True
+            self.call_after_refresh(self._after_plot_resize)
+
+    def _after_plot_resize(self) -> None:
+        self._resize_pending = False
+        self.refresh_views()
 
     # -- reading --------------------------------------------------------------
 
@@ -345,9 +358,13 @@ class WatchApp(App[None]):
                     states.append(printable(source.error or "read error", 120))
             if self.monitor.notices:
                 states.append(printable(self.monitor.notices[-1], 120))
+            if any(run.names_dropped for run in self.store.runs.values()):
+                states.append(f"over {MAX_NAMES} metric names of a kind: the rest not kept")
+            if self.store.evicted_runs:
+                states.append(f"{self.store.evicted_runs} older runs dropped (the newest {self.store.max_runs} kept)")
             states.extend(self.notifier.failures[-1:])
             text = status_text(runs, self.store.clocks, "; ".join(states), self.monitor.malformed, self.watch_mode,
-                               self.clock(), pinned=not self.view.following)
+                               self.clock(), pinned=not self.view.following, stalled=stalled_runs(self.monitor))
         if text.plain != self._status_shown:  # a second passing changes nothing most of the time
             self._status_shown = text.plain
             self.status_line.update(text, layout=False)  # one fixed line: no layout pass

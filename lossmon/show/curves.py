@@ -12,6 +12,16 @@ import numpy as np
 
 X_AXES = ("step", "epoch", "time")
 
+# The plots work in [-PLOT_LIMIT, PLOT_LIMIT]: a file may hold values up to
+# ±1.8e308 (and times too), whose spans and paddings overflow to inf. Values
+# beyond are drawn at the edge, marked off-scale like any clipped point.
+PLOT_LIMIT = 1e300
+
+
+def bounded(values: np.ndarray) -> np.ndarray:
+    """`values` clipped to ±PLOT_LIMIT (NaN stays NaN)."""
+    return np.clip(values, -PLOT_LIMIT, PLOT_LIMIT)
+
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:
     """Debiased exponential moving average, as TensorBoard smooths scalars.
@@ -99,7 +109,9 @@ def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> l
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return [lo] if math.isfinite(lo) else []
     raw = (hi - lo) / max(count, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
+    if not math.isfinite(raw) or raw < 1e-300:  # a span that overflows, or one too small to divide
+        return [lo, hi]
+    magnitude = 10.0 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     if integer:
         step = max(1.0, round(step))
@@ -147,7 +159,14 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     ticks = [float(k) for k in range(first, last + 1, every) if lo - 1e-9 <= k <= hi + 1e-9]
     if len(ticks) < 2:
         ticks = nice_ticks(lo, hi, 3)
-    return ticks, [format_tick(10**t) if float(t).is_integer() else f"{10**t:.3g}" for t in ticks]
+    return ticks, [_decade_label(t) for t in ticks]
+
+
+def _decade_label(t: float) -> str:
+    """10**t in data units; the exponent alone where 10**t would overflow."""
+    if abs(t) > 300:
+        return f"1e{t:.0f}" if float(t).is_integer() else f"1e{t:.3g}"
+    return format_tick(10**t) if float(t).is_integer() else f"{10**t:.3g}"
 
 
 def step_to_epoch(steps: np.ndarray, epoch_steps: list[int], steps_per_epoch: int | None) -> np.ndarray:

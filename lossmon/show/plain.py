@@ -2,8 +2,15 @@
 
 For log files and batch schedulers: each new alert as it fires, and a
 one-line progress per epoch (at most every few seconds otherwise). No
-Textual, no colours, no cursor movement. Exits when every run has ended or
-its writer is gone.
+Textual, no colours, no cursor movement.
+
+When to stop: a run's end record does not mean the file is done (a second
+`fit()` into the same file, fine-tuning after a warm-up, starts a new run
+with its own header). So it exits once every run it has seen has ended (an
+end record, or a crashed writer) *and* no file has grown for `settle`
+seconds (`--settle`, default 10); Ctrl-C stops it at once. A file that
+cannot be read is said on stderr as soon as it is met; when no file can be
+read at all, it exits with status 2.
 """
 
 from __future__ import annotations
@@ -16,20 +23,23 @@ from typing import TextIO
 
 from lossmon.detect import Engine
 from lossmon.model import Run
+from lossmon.model.run import MAX_NAMES
 from lossmon.model.health import CRASHED, FINISHED, TimedStore, run_health, total_steps
 from lossmon.monitor import Monitor
 from lossmon.show.notify import AlertNotifier
 from lossmon.show.report import alert_lines
-from lossmon.show.safe import printable
-from lossmon.show.ticks import feed_ticks
+from lossmon.show.safe import escape, printable
+from lossmon.show.ticks import feed_ticks, stalled_runs
 from lossmon.show.widgets.status_line import ago
 
 PROGRESS_EVERY = 30.0
+SETTLE = 10.0  # seconds without growth after every run ended, before exiting
+EXIT_UNREADABLE = 2
 
 
-def progress_line(run: Run, store: TimedStore, now: float) -> str:
-    health = run_health(run, store.clocks.get(run.id), now)
-    parts = [f"{printable(run.id, 40)} {health.state}" + (f" ({health.detail})" if health.detail else "")]
+def progress_line(run: Run, store: TimedStore, now: float, stalled: set[str] | None = None) -> str:
+    health = run_health(run, store.clocks.get(run.id), now, None if stalled is None else run.id in stalled)
+    parts = [f"{printable(run.id, 40)} {health.state}" + (f" ({printable(health.detail, 60)})" if health.detail else "")]
     if run.epoch_index is not None:
         parts.append(f"epoch {run.epoch_index + 1}" + (f"/{run.epochs}" if run.epochs else ""))
     total = total_steps(run)
@@ -62,8 +72,11 @@ def watch_plain(
     progress_every: float = PROGRESS_EVERY,
     stop: threading.Event | None = None,
     clock=time.time,
+    settle: float = SETTLE,
+    err: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout
+    err = err or sys.stderr
     stop = stop or threading.Event()
     notifier = notifier or AlertNotifier()
     store = TimedStore()
@@ -73,14 +86,29 @@ def watch_plain(
     next_tick = time.monotonic() + 1.0
     finished: set[str] = set()  # runs whose last progress line was printed
     seen_malformed = 0
+    capped: set[str] = set()  # runs whose names beyond MAX_NAMES were said
+    quiet_since = time.monotonic()  # when a file last grew (or was replaced)
+    told: dict[Path, str | None] = {}  # the error last said per file
+    first = True
 
     def say(line: str) -> None:
-        out.write(line + "\n")
+        out.write(escape(line) + "\n")  # whatever built the line, nothing from a file goes out raw
         out.flush()
 
     while not stop.is_set():
         update = monitor.poll()
         now = clock()
+        if update.records or update.notices or update.more:
+            quiet_since = time.monotonic()
+        for source in monitor.sources:
+            problem = source.error if source.status == "error" else None
+            if problem != told.get(source.path) and (problem or source.path in told):
+                err.write(escape(f"lossmon: {problem}" if problem else f"lossmon: reading {source.path} again") + "\n")
+                err.flush()
+                told[source.path] = problem
+        if first and all(source.status == "error" for source in monitor.sources):
+            return EXIT_UNREADABLE
+        first = False
         if time.monotonic() >= next_tick:
             next_tick = time.monotonic() + 1.0
             feed_ticks(monitor, now)
@@ -98,10 +126,14 @@ def watch_plain(
                 last_epoch, when = printed.get(run.id, (None, 0.0))
                 state = run_health(run, store.clocks.get(run.id), now).state
                 if state in (FINISHED, CRASHED) or run.epoch_index != last_epoch or now - when >= progress_every:
-                    say(progress_line(run, store, now))
+                    say(progress_line(run, store, now, stalled_runs(monitor)))
                     printed[run.id] = (run.epoch_index, now)
                     if state in (FINISHED, CRASHED):
                         finished.add(run.id)
+            for run in store.runs.values():
+                if run.names_dropped and run.id not in capped:
+                    capped.add(run.id)
+                    say(f"{printable(run.id, 40)}: more metric names than {MAX_NAMES} of a kind; the values of the rest are not kept")
             if monitor.malformed > seen_malformed:
                 say(f"{monitor.malformed - seen_malformed} malformed line(s) skipped")
                 seen_malformed = monitor.malformed
@@ -110,7 +142,7 @@ def watch_plain(
             ) and all(s.status != "waiting" for s in monitor.sources)
         if update.more:
             continue
-        if done:
+        if done and time.monotonic() - quiet_since >= settle:
             break
         stop.wait(poll_interval)
     notifier.wait()

@@ -22,3 +22,13 @@ def feed_ticks(monitor: Monitor, now: float) -> list[Alert]:
         for tick in ticks(monitor.store.runs.values(), now):
             changed.extend(monitor.engine.feed(tick))
     return changed
+
+
+def stalled_runs(monitor: Monitor) -> set[str] | None:
+    """The runs with an active stalled alert, so the status line agrees
+    with the alert list; None when the stalled detector is switched off
+    (the status line judges silence itself then)."""
+    engine = monitor.engine
+    if "stalled" not in getattr(engine, "classes", {}):
+        return None
+    return {alert.run for alert in engine.alerts if alert.detector == "stalled" and alert.active}

@@ -50,7 +50,10 @@ def x_of(run: Run, steps: np.ndarray, axis: str, clock: Series | None) -> np.nda
         if clock is None or not len(clock):
             return None
         start = (run.header or {}).get("start_time")
-        return curves.step_to_time(steps, clock.steps, clock.values, start if isinstance(start, (int, float)) else None)
+        start = float(start) if type(start) in (int, float) and abs(start) <= curves.PLOT_LIMIT else None
+        with np.errstate(over="ignore", invalid="ignore"):
+            times = curves.step_to_time(steps, clock.steps, curves.bounded(clock.values), start)
+        return None if times is None else curves.bounded(times)
     return np.asarray(steps, dtype=np.float64)
 
 
@@ -117,7 +120,14 @@ class MetricPlot(PlotextPlot):
         return True
 
     def on_resize(self) -> None:
+        """A new size needs a new draw, not only new strips: ticks, epoch
+        lines and buckets are chosen for the size (the first draw often
+        comes before layout has settled, which left epoch lines missing on
+        a cold open until something else redrew the plot)."""
         self._drawn = None
+        resized = getattr(self.app, "plot_resized", None)
+        if resized is not None:
+            resized()
 
     def render_line(self, y: int) -> Strip:
         """A row of the figure, read straight from plotext's character matrix
@@ -189,7 +199,7 @@ class MetricPlot(PlotextPlot):
         for c in curves_:
             keep = (c.xs >= x_lo) & (c.xs <= x_hi)
             visible.append(c.raw[keep][np.isfinite(c.raw[keep])])
-        pool = np.concatenate(visible) if visible else np.array([])
+        pool = curves.bounded(np.concatenate(visible)) if visible else np.array([])
         y_range = (curves.robust_range(pool) if view.robust else curves.full_range(pool)) if len(pool) else None
         self.empty = y_range is None
         buckets = max(self.size.width // 2, 20)  # braille: 2 points per cell, min and max per bucket
@@ -337,7 +347,7 @@ def _single_run_colors(lines: list[Line]) -> dict[str, Color]:
 
 
 def _x_label(value: float, axis: str) -> str:
-    if axis == "time":
+    if axis == "time" and abs(value) < 1e9:
         seconds = int(round(value))
         if abs(value) >= 3600:
             return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"

@@ -21,12 +21,15 @@ def ago(seconds: float) -> str:
         return f"{seconds / 60:.0f}m"
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    if seconds < 86400 * 1e4:
+        return f"{seconds / 86400:.1f}d"
+    return f"{seconds / 86400:.3g}d"  # a hostile clock: never a 300-digit number
 
 
-def run_status(run: Run, clock: Series | None, now: float, brief: bool = False, name: str | None = None) -> Text:
+def run_status(run: Run, clock: Series | None, now: float, brief: bool = False, name: str | None = None,
+               stalled: set[str] | None = None) -> Text:
     text = Text()
-    health = run_health(run, clock, now)
+    health = run_health(run, clock, now, None if stalled is None else run.id in stalled)
     text.append(printable(name or run.id, 20 if brief else 32), style="bold")
     label = health.state if health.state != FINISHED or brief else f"finished ({printable(health.detail, 20)})"
     text.append(f" {label}", style=HEALTH_STYLE[health.state])
@@ -55,6 +58,7 @@ def status_text(
     mode: str,
     now: float,
     pinned: bool = False,
+    stalled: set[str] | None = None,
 ) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     if pinned:
@@ -65,7 +69,7 @@ def status_text(
     for index, run in enumerate(runs[-4:]):
         if index:
             text.append(" │ ", style="dim")
-        text.append_text(run_status(run, clocks.get(run.id), now, brief=len(runs) > 1, name=names[run.id]))
+        text.append_text(run_status(run, clocks.get(run.id), now, brief=len(runs) > 1, name=names[run.id], stalled=stalled))
     if runs and file_state and file_state != "ok":
         text.append(f" · {file_state}", style="yellow")
     if malformed:
