@@ -226,8 +226,24 @@ class EMA:
 
 # Root causes that other detectors' conditions are symptoms of (see
 # Detector.defers_to): one place that says which problem explains which.
+# The engine attaches a symptom's incident to its cause's, so a run with one
+# problem reads as one (lossmon/detect/engine.py).
+SETUP_CAUSES = ("lr_config", "unscaled_inputs")  # the header shows them: a rate far off its default, raw inputs
 LOSS_CAUSES = ("nonfinite", "divergence")  # a loss out of control also spikes, zig-zags, stalls
+STEP_CAUSES = LOSS_CAUSES + SETUP_CAUSES  # steps too big: spikes, zig-zags, dead ReLUs, big updates
 TRAINING_CAUSES = LOSS_CAUSES + ("vanishing_gradients", "dead_relu", "saturation", "unscaled_inputs")  # nothing learns
+CAUSES: dict[str, tuple[str, ...]] = {  # by detector id, what its `defers_to` is
+    "divergence": SETUP_CAUSES,
+    "nonfinite": ("unscaled_inputs", "divergence"),  # NaN inputs; a loss that ran away overflows
+    "oscillation": STEP_CAUSES,
+    "spike": STEP_CAUSES + ("oscillation",),  # a loss swinging 3x a step has outlier steps
+    "overfitting": LOSS_CAUSES,
+    "dead_relu": STEP_CAUSES,  # NaN weights, huge steps or raw inputs kill units
+    "update_ratio": STEP_CAUSES + ("dead_relu", "vanishing_gradients"),  # a dead layer does not move
+    "chance_level": TRAINING_CAUSES,
+    "plateau": TRAINING_CAUSES + ("lr_config", "chance_level"),
+    "slow_convergence": TRAINING_CAUSES + ("lr_config", "chance_level"),
+}
 
 @dataclass
 class RunInfo:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
-    TRAINING_CAUSES,
+    CAUSES,
     Order,
     RunInfo,
     epoch_label,
@@ -45,7 +45,7 @@ class ChanceLevel(Detector):
     id = "chance_level"
     title = "Loss at chance level"
     kinds = frozenset({HEADER, BATCH, EPOCH})
-    defers_to = TRAINING_CAUSES
+    defers_to = CAUSES["chance_level"]
 
     def __init__(
         self, margin: float = 0.05, upper: float = 1.5, min_drop: float = 0.05, warmup: int = 5, min_steps: int = 20

@@ -15,6 +15,7 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    CAUSES,
     CLEAR,
     EMA,
     OPEN,
@@ -70,6 +71,7 @@ class Divergence(Detector):
     id = "divergence"
     title = "Loss diverging"
     kinds = frozenset({HEADER, BATCH, EPOCH})
+    defers_to = CAUSES["divergence"]
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    CAUSES,
     RunInfo,
     epoch_label,
     finite,
@@ -42,6 +43,7 @@ class NonFinite(Detector):
     id = "nonfinite"
     title = "NaN / inf values"
     kinds = frozenset({HEADER, BATCH, EPOCH})
+    defers_to = CAUSES["nonfinite"]
 
     def __init__(self, monitor: str = "loss", ignore: Iterable[str] = ()) -> None:
         self.monitor = monitor

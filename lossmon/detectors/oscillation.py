@@ -18,7 +18,7 @@ from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
     CLEAR,
-    LOSS_CAUSES,
+    CAUSES,
     Order,
     RunInfo,
     epoch_label,
@@ -54,7 +54,7 @@ class Oscillation(Detector):
     id = "oscillation"
     title = "Loss oscillating"
     kinds = frozenset({HEADER, BATCH, EPOCH})
-    defers_to = LOSS_CAUSES
+    defers_to = CAUSES["oscillation"]
 
     def __init__(self, monitor: str = "loss", factor: float = 3.0, alternation: float = 0.5, window: int = 12) -> None:
         self.monitor = monitor

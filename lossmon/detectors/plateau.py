@@ -9,7 +9,7 @@ the remaining epochs are wasted). The severity tells them apart.
 from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import TRAINING_CAUSES, Order, RunInfo, epoch_label, finite, fmt
+from lossmon.detectors._util import CAUSES, Order, RunInfo, epoch_label, finite, fmt
 from lossmon.format import EPOCH, HEADER, Record, json_safe
 
 
@@ -35,7 +35,7 @@ class Plateau(Detector):
     id = "plateau"
     title = "Loss plateau"
     kinds = frozenset({HEADER, EPOCH})
-    defers_to = TRAINING_CAUSES
+    defers_to = CAUSES["plateau"]
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ cause is a learning rate far below what the optimizer expects.
 from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import TRAINING_CAUSES, Order, RunInfo, epoch_label, finite, fmt, fmt_lr
+from lossmon.detectors._util import CAUSES, Order, RunInfo, epoch_label, finite, fmt, fmt_lr
 from lossmon.format import EPOCH, HEADER, Record, json_safe
 
 
@@ -29,7 +29,7 @@ class SlowConvergence(Detector):
     id = "slow_convergence"
     title = "Slow convergence"
     kinds = frozenset({HEADER, EPOCH})
-    defers_to = TRAINING_CAUSES
+    defers_to = CAUSES["slow_convergence"]
 
     def __init__(
         self,

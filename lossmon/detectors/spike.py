@@ -15,7 +15,7 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
-    LOSS_CAUSES,
+    CAUSES,
     Order,
     epoch_label,
     finite,
@@ -46,7 +46,7 @@ class Spike(Detector):
     id = "spike"
     title = "Loss spike"
     kinds = frozenset({BATCH})
-    defers_to = LOSS_CAUSES
+    defers_to = CAUSES["spike"]
 
     def __init__(self, monitor: str = "loss", ratio: float = 4.0, mads: float = 10.0, window: int = 10, hold: int = 60) -> None:
         self.monitor = monitor

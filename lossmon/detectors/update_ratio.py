@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe, per_layer
-from lossmon.detectors._util import RunInfo, fmt
+from lossmon.detectors._util import CAUSES, RunInfo, fmt
 from lossmon.format import EPOCH, HEADER, PROBE, Record, json_safe
 
 
@@ -22,6 +22,7 @@ class UpdateRatio(Detector):
     id = "update_ratio"
     title = "Update ratio out of range"
     kinds = frozenset({HEADER, EPOCH, PROBE})
+    defers_to = CAUSES["update_ratio"]
 
     def __init__(self, high: float = 0.05, critical: float = 0.5, low: float = 1e-5, patience: int = 3) -> None:
         self.high, self.critical, self.low = high, critical, low
