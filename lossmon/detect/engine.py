@@ -320,9 +320,10 @@ class Engine:
                 root = alert.root
                 if id(root) not in drop and (not over or not any(a.active for a in root.tree())):
                     drop.update((id(a), a) for a in root.tree())
-        self.alerts = [alert for alert in self.alerts if id(alert) not in drop]
-        self.dropped += len(drop)
-        self.dropped_critical += sum(1 for alert in drop.values() if alert.severity is Severity.CRITICAL)
+        gone = [alert for alert in self.alerts if id(alert) in drop]
+        self.alerts[:] = [alert for alert in self.alerts if id(alert) not in drop]
+        self.dropped += len(gone)
+        self.dropped_critical += sum(1 for alert in gone if alert.severity is Severity.CRITICAL)
 
 
 def _chain(alert: Alert) -> list[Alert]:
