@@ -33,9 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) written by LossmonCallback")
     watch.add_argument("--poll", action="store_true", help="poll the file instead of using file events (NFS, sshfs)")
     watch.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="seconds between safety-net polls (default 2)")
-    watch.add_argument("--plain", action="store_true", help="print alerts and progress as plain text, no screen (automatic when stdout is not a terminal)")
-    watch.add_argument("--on-alert", metavar="CMD", help="run CMD (through the shell) for each new alert, with the alert as JSON on its stdin")
-    watch.add_argument("--bell", action="store_true", help="ring the terminal bell on critical alerts")
+    watch.add_argument("--plain", action="store_true", help="print incidents and progress as plain text, no screen (automatic when stdout is not a terminal)")
+    watch.add_argument(
+        "--on-alert",
+        metavar="CMD",
+        help=(
+            "run CMD (through the shell) once per incident as it opens and once more if it turns critical, "
+            "with the incident as JSON on its stdin; at most 4 at once, the rest queue"
+        ),
+    )
+    watch.add_argument("--bell", action="store_true", help="ring the terminal bell when an incident opens critical or turns critical")
     watch.add_argument("--no-color", action="store_true", help="no colours (also when the NO_COLOR variable is set)")
     detector_config.add_arguments(watch)
 
