@@ -134,3 +134,23 @@ def test_on_alert_runs_a_few_commands_at_once_and_queues_the_rest(tmp_path):
     assert notifier.commands_run == 12 and len(out.read_text().splitlines()) == 12
     assert notifier.most_running == MAX_COMMANDS
     assert notifier.fresh(alerts) == []  # announced: never again
+
+
+def test_an_incident_is_announced_when_it_opens_and_again_only_when_it_turns_critical():
+    from lossmon.detect import Alert, Severity
+    from lossmon.show.notify import AlertNotifier
+
+    notifier = AlertNotifier(bell=True)
+    cause = Alert("r1", "lr_config", Severity.WARNING, 0, None, "lr 1.0", "", {})
+    gone = Alert("r1", "spike", Severity.WARNING, 5, 0, "spike", "", {}, active=False)  # opened and resolved unseen
+    fresh = notifier.fresh([cause, gone])
+    assert fresh == [cause, gone] and not notifier.wants_bell(fresh)
+    symptom = Alert("r1", "divergence", Severity.WARNING, 9, 0, "diverging", "", {})
+    symptom.caused_by, cause.symptoms = cause, [symptom]
+    assert notifier.fresh([cause, gone, symptom]) == []  # a symptom comes with its cause, not alone
+    symptom.severity = Severity.CRITICAL
+    fresh = notifier.fresh([cause, gone, symptom])
+    assert fresh == [cause] and notifier.wants_bell(fresh)  # its tree turned critical: once more
+    gone.active, gone.occurrences = True, 2  # flapping: never again
+    assert notifier.fresh([cause, gone, symptom]) == []
+    assert notifier.fresh([cause, gone, symptom], muted={"lr_config"}) == []
