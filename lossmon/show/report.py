@@ -95,7 +95,7 @@ def as_text(alerts: Sequence[Alert], runs: list[Run], malformed: int, verdict: s
     summary = f"{len(roots)} incident{'s' if len(roots) != 1 else ''}" + (f" ({detail})" if detail else "")
     symptoms = len(tree) - len(roots)
     if symptoms:
-        summary += f", {symptoms} symptom{'s' if symptoms != 1 else ''} under them"
+        summary += f", {symptoms} symptom{'s' if symptoms != 1 else ''} under {'it' if len(roots) == 1 else 'them'}"
     summary += f" in {len(runs)} run{'s' if len(runs) != 1 else ''}, {records} records"
     if malformed:
         summary += f", {malformed} malformed line{'s' if malformed != 1 else ''} skipped"
