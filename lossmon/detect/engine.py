@@ -59,7 +59,7 @@ class Engine:
         self.options = options or {}
         self.alerts: list[Alert] = []  # incidents in the order they opened; `ordered` sorts them for people
         self._active: dict[tuple[str, str, str], Alert] = {}
-        self._latest: dict[tuple[str, str, str], Alert] = {}  # the newest incident of each (run, detector, key)
+        self._latest: dict[str, dict[tuple[str, str], Alert]] = {}  # per run, the newest incident of each (detector, key)
         self._openings: dict[tuple[str, str, str], dict[str, Any]] = {}  # active ones: where this occurrence opened
         self.dropped = 0  # incidents the MAX_ALERTS cap took off the list
         self.dropped_critical = 0  # of which had reached CRITICAL: they still fail `lossmon check`
@@ -148,7 +148,8 @@ class Engine:
         self._per_run.pop(run, None)
         self._readers_by_kind.pop(run, None)
         self._last_batch_step.pop(run, None)
-        for table in (self._active, self._latest, self._openings):
+        self._latest.pop(run, None)
+        for table in (self._active, self._openings):
             for ident in [ident for ident in table if ident[0] == run]:
                 del table[ident]
 
@@ -216,7 +217,7 @@ class Engine:
             "evidence": dict(verdict.evidence),
         }
         self._openings[ident] = opening
-        alert = self._latest.get(ident)
+        alert = self._latest.get(record.run, {}).get((detector.id, verdict.key))
         if alert is not None and self.near(record, alert):  # it came back: the same incident
             alert.occurrences += 1
             alert.active = True
@@ -243,7 +244,7 @@ class Engine:
             number=before.number + 1 if before is not None else 1,
             peak=dict(opening),
         )
-        self._latest[(record.run, detector.id, verdict.key)] = alert
+        self._latest.setdefault(record.run, {})[(detector.id, verdict.key)] = alert
         cause = self._cause_for(alert, record, detector.defers_to)
         if cause is not None:
             _attach(alert, cause)
@@ -285,8 +286,8 @@ class Engine:
             return None
         found = [
             cause
-            for (run, det_id, _), cause in self._latest.items()
-            if run == alert.run and det_id in causes and cause is not alert and self.near(record, cause)
+            for (det_id, _), cause in self._latest[alert.run].items()
+            if det_id in causes and cause is not alert and self.near(record, cause)
         ]
         return min(found, key=lambda cause: (not cause.active, -_depth(cause), cause.step), default=None)
 
@@ -298,8 +299,8 @@ class Engine:
             return []
         ancestors = {id(alert) for alert in _chain(cause)}
         adopted = []
-        for (run, det_id, _), symptom in self._latest.items():
-            if run != cause.run or symptom.caused_by is not None or id(symptom) in ancestors:
+        for (det_id, _), symptom in self._latest[cause.run].items():
+            if symptom.caused_by is not None or id(symptom) in ancestors:
                 continue
             cls = self.classes.get(det_id)
             if cls is not None and cause.detector in cls.defers_to and self.near(record, symptom):
