@@ -119,7 +119,7 @@ def test_a_transient_nan_is_announced_once_by_plain_and_on_alert(tmp_path):
 
     sent = [orjson.loads(line) for line in hook.read_text().splitlines()]
     (nan,) = [incident for incident in sent if incident["detector"] == "nonfinite"]  # the records' 1970 times also stall
-    assert nan["first_step"] == 6 and nan["occurrences"] >= 2
+    assert nan["first_step"] == 6 and nan["occurrences"] >= 2 and nan["symptom_incidents"] == []
 
 
 def test_on_alert_runs_a_few_commands_at_once_and_queues_the_rest(tmp_path):
@@ -154,3 +154,8 @@ def test_an_incident_is_announced_when_it_opens_and_again_only_when_it_turns_cri
     gone.active, gone.occurrences = True, 2  # flapping: never again
     assert notifier.fresh([cause, gone, symptom]) == []
     assert notifier.fresh([cause, gone, symptom], muted={"lr_config"}) == []
+    from lossmon.show.notify import payload
+
+    sent = payload(cause)
+    assert sent["symptoms"] == ["r1:divergence"] and [s["id"] for s in sent["symptom_incidents"]] == ["r1:divergence"]
+    assert sent["symptom_incidents"][0]["caused_by"] == "r1:lr_config"

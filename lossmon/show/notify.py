@@ -5,7 +5,7 @@ announced once when it opens, even when it opened and resolved between two
 reads, and once more when it (or a symptom under it) escalates to
 CRITICAL; never again for its flapping, never for a symptom on its own
 (it comes with its cause), never for muted detectors. The user's command
-gets the incident as one JSON object on its standard input; at most
+gets the incident as one JSON object on its standard input (`payload`); at most
 MAX_COMMANDS run at once, in the background, the rest wait their turn, so a
 slow chat hook can stall neither the watcher nor the machine.
 """
@@ -26,6 +26,15 @@ from lossmon.format import json_safe
 
 COMMAND_TIMEOUT = 30.0
 MAX_COMMANDS = 4  # --on-alert commands running at once; the rest queue
+
+
+def payload(alert: Alert) -> dict:
+    """What `--on-alert CMD` reads: the incident as `check --format json`
+    writes it, and its symptoms' incidents in full under
+    `symptom_incidents` (a hook has no list to look their ids up in)."""
+    data = alert.to_json()
+    data["symptom_incidents"] = [symptom.to_json() for symptom in alert.tree()[1:]]
+    return data
 
 
 class AlertNotifier:
@@ -69,7 +78,7 @@ class AlertNotifier:
         if not self.command or not alerts:
             return
         with self._idle:
-            self._queue.extend(orjson.dumps(json_safe(alert.to_json())) + b"\n" for alert in alerts)
+            self._queue.extend(orjson.dumps(json_safe(payload(alert))) + b"\n" for alert in alerts)
             for _ in range(min(self.max_commands - self._workers, len(self._queue))):
                 self._workers += 1
                 threading.Thread(target=self._work, daemon=True).start()
