@@ -156,6 +156,27 @@ def test_a_symptom_seen_before_its_cause_is_adopted_by_it():
     assert symptom.caused_by is cause and [a for _, a in engine.ordered()] == [cause, symptom]
 
 
+class Remark(Detector):
+    """An INFO that holds from the first record on, like a header remark."""
+
+    id = "remark"
+
+    def observe(self, record):
+        return [Finding(Severity.INFO, "inputs of scale 10", "")]
+
+
+class RemarkedSymptom(Symptom):
+    defers_to = ("remark",)
+
+
+def test_an_info_explains_nothing():
+    engine = Engine({"remark": Remark, "symptom": RemarkedSymptom})
+    feed(engine, [2.0])
+    remark, symptom = engine.alerts
+    assert symptom.caused_by is None and not remark.symptoms
+    assert [depth for depth, _ in engine.ordered()] == [0, 0]
+
+
 def test_a_symptom_long_after_its_cause_cleared_stands_alone():
     from lossmon.detect import engine as engine_module
 

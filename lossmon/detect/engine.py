@@ -287,7 +287,7 @@ class Engine:
         found = [
             cause
             for (det_id, _), cause in self._latest[alert.run].items()
-            if det_id in causes and cause is not alert and self.near(record, cause)
+            if det_id in causes and cause is not alert and _explains(cause) and self.near(record, cause)
         ]
         return min(found, key=lambda cause: (not cause.active, -_depth(cause), cause.step), default=None)
 
@@ -295,7 +295,7 @@ class Engine:
         """A cause that opens takes in the unattached, active or recent
         incidents of the detectors that defer to it (a spike seen a few
         steps before the smoothed loss shows the divergence)."""
-        if cause.detector not in self._causes:
+        if cause.detector not in self._causes or not _explains(cause):
             return []
         ancestors = {id(alert) for alert in _chain(cause)}
         adopted = []
@@ -325,6 +325,13 @@ class Engine:
         self.alerts[:] = [alert for alert in self.alerts if id(alert) not in drop]
         self.dropped += len(gone)
         self.dropped_critical += sum(1 for alert in gone if alert.severity is Severity.CRITICAL)
+
+
+def _explains(cause: Alert) -> bool:
+    """Only a warning or worse explains other incidents: an INFO (inputs
+    of scale 10, an imbalance the run may handle) is a remark, and a NaN
+    listed under it would hide under its INFO line."""
+    return cause.severity.rank >= Severity.WARNING.rank
 
 
 def _chain(alert: Alert) -> list[Alert]:
