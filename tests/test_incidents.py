@@ -96,3 +96,22 @@ def test_vanishing_gradients_then_plateau_chance_level_and_slow_convergence():
     assert [root.detector for root in roots] == ["vanishing_gradients"]
     under = {a.detector for a in roots[0].tree()[1:]}
     assert under and under <= {"plateau", "chance_level", "slow_convergence"}
+
+
+def test_a_ratio_that_crosses_its_threshold_for_300_epochs_is_a_few_incidents():
+    """grad_ratio above exploding_gradients' 70 for 3 probes, then below for
+    13-37, for 300 epochs: twelve alerts before incidents, now three, the
+    later flaps counted as occurrences."""
+    import random
+
+    rng = random.Random(25)
+    raw, high, left = [header()], False, 3
+    for e in range(1, 301):
+        left -= 1
+        if left <= 0:
+            high = not high
+            left = 3 if high else rng.randint(12, 37)
+        raw.append({**probe(e * 10, grad_norm=1.0, grad_first=1.0, kernel_grad_norm=0.9,
+                            grad_ratio=100.0 if high else 10.0), "epoch": e - 1})
+    found = [a for _, a in incidents(raw) if a.detector == "exploding_gradients"]
+    assert len(found) <= 3 and sum(a.occurrences for a in found) == 12
