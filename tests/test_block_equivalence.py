@@ -212,3 +212,31 @@ def test_a_run_that_flaps_for_its_whole_length_reads_as_one_problem():
     assert len(warned) >= 3 and len(roots) <= 2
     assert sum(a.occurrences for a in warned) > len(warned)  # flaps merged into incidents
     assert alerts(records, []) == [a.to_json() for a in one_by_one.alerts]
+
+
+def test_the_peak_is_the_worst_moment_even_in_the_middle_of_a_block():
+    """The loss runs away, peaks at step 120 and falls back part of the way
+    (still diverging); the zig-zag swings hardest in its middle. The peak
+    is that moment, read one record at a time or as one long block."""
+    out = [header("a", steps=1000)]
+    for step in range(1, 301):
+        if step <= 20:
+            loss = 0.7 * 0.98**step
+        elif step <= 120:
+            loss = 0.47 * 1.04 ** (step - 20)
+        else:
+            loss = 0.47 * 1.04**100 * 0.995 ** (step - 120)
+        swing = 1.0 if step < 150 else (8.0 if 190 <= step < 200 else 4.0)
+        out.append(batch(step, loss * (swing if step % 2 else 1.0), "a", 1000))
+    records = [decode(encode(r)) for r in out]
+    one_by_one = Engine(available_detectors())
+    for record in records:
+        one_by_one.feed(record)
+    divergence = next(a for a in one_by_one.alerts if a.detector == "divergence")
+    assert divergence.active and divergence.step < 100 < divergence.peak["step"] < divergence.last_step
+    assert divergence.peak["evidence"]["smoothed_loss"] > divergence.evidence["smoothed_loss"]
+    oscillation = next(a for a in one_by_one.alerts if a.detector == "oscillation")
+    assert oscillation.step < 190 <= oscillation.peak["step"] < 215
+    expected = [alert.to_json() for alert in one_by_one.alerts]
+    for cuts in ([], [150], [100, 125, 200], list(range(17, 300, 33))):
+        assert alerts(records, cuts) == expected

@@ -69,6 +69,11 @@ class Detector:
     # opens adopts this detector's recent incidents (a diverging loss also
     # spikes and oscillates: one problem, read as one).
     defers_to: ClassVar[tuple[str, ...]] = ()
+    # An evidence key whose highest value marks the incident's worst moment
+    # (its `peak`); "" for none: the peak is then where its worst occurrence
+    # opened. A detector with one that overrides `observe_block` must give
+    # the Finding of each held stretch's highest row (see observe_block).
+    peak_key: ClassVar[str] = ""
     # The record kinds this detector reads; None means all. The engine
     # skips the others, which matters when a file of a million batch
     # records is opened and most detectors only read epochs or the header.
@@ -90,7 +95,9 @@ class Detector:
         over many rows, but must give one on the first row of the block
         where it holds, where it starts, and on the last row where it holds
         before its Clear or the block's end (carrying the highest severity
-        it reached since the previous Finding); and the Clear where it ends.
+        it reached since the previous Finding), and with a `peak_key` on
+        the rows where that evidence is highest (hysteresis in
+        lossmon/detectors/_util.py does both); and the Clear where it ends.
         The engine applies all detectors' verdicts in row order, so the
         alerts are the same as from feeding the records one at a time.
         """

@@ -22,6 +22,7 @@ incidents are the same whether records arrive one by one or in blocks.
 
 from __future__ import annotations
 
+import math
 import operator
 import warnings
 from functools import partial
@@ -207,21 +208,16 @@ class Engine:
             self.news.append(alert)
             return [alert]
         if alert is not None:  # the usual verdict: a condition that still holds
-            self._update(alert, record, verdict, self._openings[ident])
+            self._update(alert, record, verdict, self._openings[ident], detector.peak_key)
             return [alert]
-        opening = {
-            "step": record.step,
-            "epoch": record.epoch,
-            "severity": verdict.severity.value,
-            "message": verdict.message,
-            "evidence": dict(verdict.evidence),
-        }
-        self._openings[ident] = opening
         alert = self._latest.get(record.run, {}).get((detector.id, verdict.key))
-        if alert is not None and self.near(record, alert):  # it came back: the same incident
+        again = alert is not None and self.near(record, alert)
+        opening = _moment(record, verdict, alert.occurrences + 1 if again else 1)
+        self._openings[ident] = opening
+        if again:  # it came back: the same incident
             alert.occurrences += 1
             alert.active = True
-            self._update(alert, record, verdict, opening)
+            self._update(alert, record, verdict, opening, detector.peak_key)
         else:
             alert = self._open(record, detector, verdict, opening, alert)
         self._active[ident] = alert
@@ -254,7 +250,12 @@ class Engine:
         return alert
 
     @staticmethod
-    def _update(alert: Alert, record: Record, verdict: Finding, opening: dict[str, Any]) -> None:
+    def _update(alert: Alert, record: Record, verdict: Finding, opening: dict[str, Any], peak_key: str) -> None:
+        """A Finding for an incident that holds: the latest evidence, the
+        highest severity, and its peak. With a `peak_key`, the peak is the
+        Finding where that evidence was highest (the first on ties), with the
+        highest severity its occurrence reached; without, where its worst
+        occurrence opened."""
         alert.message = verdict.message
         alert.hint = verdict.hint
         alert.evidence = dict(verdict.evidence)
@@ -264,7 +265,15 @@ class Engine:
             alert.severity = verdict.severity
         if rank > Severity(opening["severity"]).rank:
             opening["severity"] = verdict.severity.value  # the highest this occurrence reached
-        if Severity(opening["severity"]).rank > Severity(alert.peak["severity"]).rank:
+        peak = alert.peak
+        if peak_key:
+            score, best = _score(verdict.evidence, peak_key), _score(peak["evidence"], peak_key)
+            if score is not None and (best is None or score > best):
+                alert.peak = _moment(record, verdict, alert.occurrences)
+                alert.peak["severity"] = opening["severity"]
+            elif peak["occurrence"] == alert.occurrences:
+                peak["severity"] = opening["severity"]
+        elif Severity(opening["severity"]).rank > Severity(peak["severity"]).rank:
             alert.peak = dict(opening)
 
     def near(self, record: Record, earlier: Alert) -> bool:
@@ -325,6 +334,26 @@ class Engine:
         self.alerts[:] = [alert for alert in self.alerts if id(alert) not in drop]
         self.dropped += len(gone)
         self.dropped_critical += sum(1 for alert in gone if alert.severity is Severity.CRITICAL)
+
+
+def _moment(record: Record, verdict: Finding, occurrence: int) -> dict[str, Any]:
+    """A Finding as an incident's peak keeps it."""
+    return {
+        "step": record.step,
+        "epoch": record.epoch,
+        "severity": verdict.severity.value,
+        "message": verdict.message,
+        "evidence": dict(verdict.evidence),
+        "occurrence": occurrence,
+    }
+
+
+def _score(evidence: dict[str, Any], key: str) -> float | None:
+    """The evidence's `key` as a number to rank moments by (None: not one)."""
+    value = evidence.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _explains(cause: Alert) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -143,7 +143,13 @@ def fresh_finite(block: Any, order: Order, name: str, positive: bool = False) ->
 
 
 def hysteresis(
-    fire: np.ndarray, hold: np.ndarray, window: int, active: bool, calm: int, stop: np.ndarray | None = None
+    fire: np.ndarray,
+    hold: np.ndarray,
+    window: int,
+    active: bool,
+    calm: int,
+    stop: np.ndarray | None = None,
+    peak: Callable[[int, int], np.ndarray] | None = None,
 ) -> tuple[list[tuple[int, str]], bool, int]:
     """An alert's course over a block's rows, so it neither misses a start
     nor flaps: on at a `fire` row; then each row that does not `hold` is
@@ -152,7 +158,11 @@ def hysteresis(
     Takes and returns the state (`active`, `calm` rows so far). The events
     are what a block detector must say (see Detector.observe_block): OPEN
     where it turns on, ON on the first row when it was on already and on
-    the last row before each CLEAR or the block's end.
+    the last row before each CLEAR or the block's end; with `peak` (the
+    scores of rows a..b, rising with the detector's `peak_key` evidence),
+    ON also on the rows of each stretch where it is on whose score is the
+    stretch's highest (or within a rounding error of it), so the engine
+    sees the incident's worst moment however the rows were split.
     """
     fire_rows = np.flatnonzero(fire)
     if not active and not len(fire_rows):
@@ -184,7 +194,33 @@ def hysteresis(
         k += 1
     if active and n - 1 > said:
         events.append((n - 1, ON))
+    if peak is not None and events:
+        events = _with_peaks(events, peak)
     return events, active, calm
+
+
+def _with_peaks(events: list[tuple[int, str]], peak: Callable[[int, int], np.ndarray]) -> list[tuple[int, str]]:
+    """`events` with an ON on each stretch's highest-scoring rows (see hysteresis)."""
+    stretches, start = [], None
+    for row, what in events:
+        if what == CLEAR:
+            if start is not None:
+                stretches.append((start, row - 1))
+            start = None
+        elif start is None:
+            start = row  # an OPEN, or the ON on row 0 of a block that began on
+    if start is not None:
+        stretches.append((start, events[-1][0]))  # on to the block's last row
+    said = {row for row, what in events if what != CLEAR}
+    extra = []
+    for first, last in stretches:
+        scores = np.asarray(peak(first, last), dtype=np.float64)
+        scores = np.where(np.isfinite(scores), scores, -np.inf)
+        top = float(scores.max())
+        if math.isfinite(top):
+            near = np.flatnonzero(scores >= top - 1e-12 * max(abs(top), 1.0)) + first
+            extra += [(int(row), ON) for row in near if int(row) not in said]
+    return sorted(events + extra, key=lambda event: event[0]) if extra else events
 
 
 def epoch_label(epoch: int | None) -> str:

@@ -72,6 +72,7 @@ class Divergence(Detector):
     title = "Loss diverging"
     kinds = frozenset({HEADER, BATCH, EPOCH})
     defers_to = CAUSES["divergence"]
+    peak_key = "smoothed_loss"
 
     def __init__(
         self,
@@ -235,7 +236,9 @@ class Divergence(Detector):
             severity = Severity.CRITICAL if worst else Severity.WARNING
             return int(rows[k]), self._finding(block.record(int(rows[k])), float(s[k]), rule, float(ref), ref_step, severity)
 
-        events, self._active, self._calm = hysteresis(fire, held, self.window, self._active, self._calm, stop=unjudged)
+        events, self._active, self._calm = hysteresis(
+            fire, held, self.window, self._active, self._calm, stop=unjudged, peak=lambda first, last: s[first : last + 1]
+        )
         verdicts: list[tuple[int, Verdict]] = []
         opened = 0
         for k, what in events:

@@ -55,6 +55,7 @@ class Oscillation(Detector):
     title = "Loss oscillating"
     kinds = frozenset({HEADER, BATCH, EPOCH})
     defers_to = CAUSES["oscillation"]
+    peak_key = "typical_swing"
 
     def __init__(self, monitor: str = "loss", factor: float = 3.0, alternation: float = 0.5, window: int = 12) -> None:
         self.monitor = monitor
@@ -145,7 +146,14 @@ class Oscillation(Detector):
             ends = windows(np.concatenate((earlier, values)), self.window)[-n:]
             return int(rows[k]), self._finding(block.record(int(rows[k])), ends[k], math.exp(median), float(turns[k]))
 
-        events, self._active, self._calm = hysteresis(fire, fire | ~calm, self.window, self._active, self._calm)
+        def peak(first: int, last: int) -> np.ndarray:  # the swings (logs) of rows first..last, for the incident's peak
+            out = swing[first : last + 1].copy()
+            unknown = np.flatnonzero(np.isneginf(out))
+            if len(unknown):
+                out[unknown] = row_medians(moves[unknown + first])
+            return out
+
+        events, self._active, self._calm = hysteresis(fire, fire | ~calm, self.window, self._active, self._calm, peak=peak)
         return [(int(rows[k]), Clear()) if what == CLEAR else finding(k) for k, what in events]
 
     def _finding(self, record: Record, window: Sequence[float], swing: float, turns: float) -> Finding:

@@ -69,7 +69,7 @@ def alert_lines(alert: Alert, with_run: bool = True, depth: int = 0) -> list[str
         lines.append(f"{pad}         evidence: {format_evidence(alert.evidence)}")
     peak = alert.peak
     if peak and peak.get("evidence") != alert.evidence:
-        lines.append(f"{pad}         peak: step {peak['step']}, reached {peak['severity']}: {format_evidence(peak['evidence'])}")
+        lines.append(f"{pad}         peak: step {peak['step']} ({peak['severity']}): {format_evidence(peak['evidence'])}")
     if alert.hint:
         lines.append(f"{pad}         hint: {printable(alert.hint, 400)}")
     return lines

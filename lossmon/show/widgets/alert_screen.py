@@ -40,7 +40,7 @@ def full_details(alert: Alert) -> Text:
             text.append(format_evidence({"": value})[1:] + "\n")
     peak = alert.peak
     if peak and peak.get("evidence") != alert.evidence:
-        text.append(f"\nPeak: its worst occurrence, from step {peak['step']} (reached {peak['severity']})\n", style="bold")
+        text.append(f"\nAt its peak (step {peak['step']}, {peak['severity']})\n", style="bold")
         text.append(printable(peak["message"], 500) + "\n", style="dim")
         for key, value in peak["evidence"].items():
             text.append(f"  {printable(key, 40)}: ", style="cyan")
