@@ -115,3 +115,11 @@ def test_a_ratio_that_crosses_its_threshold_for_300_epochs_is_a_few_incidents():
                             grad_ratio=100.0 if high else 10.0), "epoch": e - 1})
     found = [a for _, a in incidents(raw) if a.detector == "exploding_gradients"]
     assert len(found) <= 3 and sum(a.occurrences for a in found) == 12
+
+
+def test_the_peak_of_dead_units_is_the_probe_where_most_were_dead():
+    raw = [header()] + [probe(step * 10, layers={"dense": {"dead_fraction": share}})
+                        for step, share in enumerate([0.6, 0.6, 0.9, 0.7, 0.6], start=1)]
+    ((_, dead),) = incidents(raw)
+    assert dead.detector == "dead_relu" and dead.evidence["worst_fraction"] == 0.6
+    assert dead.peak["step"] == 30 and dead.peak["evidence"]["worst_fraction"] == 0.9
