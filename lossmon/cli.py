@@ -39,21 +39,41 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) written by LossmonCallback")
     watch.add_argument("--poll", action="store_true", help="poll the file instead of using file events (NFS, sshfs)")
     watch.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="seconds between safety-net polls (default 2)")
-    watch.add_argument("--plain", action="store_true", help="print alerts and progress as plain text, no screen (automatic when stdout is not a terminal)")
+    watch.add_argument("--plain", action="store_true", help="print incidents and progress as plain text, no screen (automatic when stdout is not a terminal)")
     watch.add_argument("--settle", type=float, default=10.0, metavar="S", help="with --plain: exit once every run has ended and no file has grown for S seconds (default 10)")
-    watch.add_argument("--on-alert", metavar="CMD", help="run CMD (through the shell) for each new alert, with the alert as JSON on its stdin")
-    watch.add_argument("--bell", action="store_true", help="ring the terminal bell on critical alerts")
+    watch.add_argument(
+        "--on-alert",
+        metavar="CMD",
+        help=(
+            "run CMD (through the shell) once per incident as it opens and once more if it turns critical, "
+            "with the incident as JSON on its stdin; at most 4 at once, the rest queue"
+        ),
+    )
+    watch.add_argument("--bell", action="store_true", help="ring the terminal bell when an incident opens critical or turns critical")
     watch.add_argument("--no-color", action="store_true", help="no colours (also when the NO_COLOR variable is set)")
     detector_config.add_arguments(watch)
 
-    check = sub.add_parser("check", help="run the detectors over run files, no screen")
+    check = sub.add_parser(
+        "check",
+        help="run the detectors over run files, no screen",
+        description=(
+            "Run the detectors over run files and print their incidents, root causes first. "
+            "Exit 0 when nothing fails --fail-on, 1 when something does: an incident that reached "
+            "CRITICAL at any time (a NaN that recovered still counts), or one at or above --fail-on "
+            "still active when the file ends; a symptom counts only through its cause. "
+            "Exit 2 on a usage error or an unreadable file."
+        ),
+    )
     check.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) written by LossmonCallback")
     check.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     check.add_argument(
         "--fail-on",
         choices=("warning", "critical"),
         default="warning",
-        help="exit 1 when an alert at or above this severity was raised (default warning)",
+        help=(
+            "exit 1 when an incident reached CRITICAL at any time, or one at or above this severity is "
+            "still active at the end (default warning); a warning that came and went does not fail"
+        ),
     )
     detector_config.add_arguments(check)
 
@@ -137,19 +157,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     if monitor.records == 0:
         detail = f" ({monitor.malformed} malformed lines)" if monitor.malformed else ""
         raise UsageError(f"no lossmon records in {', '.join(args.runs)}{detail}")
-    alerts = monitor.engine.alerts
+    engine = monitor.engine
     runs = list(monitor.store.runs.values())
+    fail_on = Severity(args.fail_on)
+    failing = engine.failing(fail_on)
+    code = EXIT_ALERT if engine.fails(fail_on) else EXIT_OK
     lines, extra = _bounds_met(monitor)
     if args.format == "json":
-        document = as_json(alerts, runs, monitor.malformed)
+        verdict = {
+            "fail_on": fail_on.value,
+            "exit": code,
+            "failing": [alert.id for alert in failing],
+            "dropped": engine.dropped,
+            "dropped_critical": engine.dropped_critical,
+        }
+        document = as_json(engine.alerts, runs, monitor.malformed, verdict)
         if extra:
             document = json.dumps({**json.loads(document), **extra}, indent=2, ensure_ascii=False)
         print(safe_json(document))
     else:
-        print(safe_lines("\n".join([as_text(alerts, runs, monitor.malformed), *lines])))
-    threshold = Severity(args.fail_on).rank
-    worst = max([alert.severity.rank for alert in alerts] + ([monitor.worst[0]] if monitor.worst else []), default=-1)
-    return EXIT_ALERT if worst >= threshold else EXIT_OK
+        text = as_text(engine.alerts, runs, monitor.malformed, _verdict_line(code, failing, fail_on, engine.dropped))
+        print(safe_lines("\n".join([text, *lines])))
+    return code
+
+
+def _verdict_line(code: int, failing: list, fail_on, dropped: int) -> str:
+    more = f" ({dropped} older incidents not listed)" if dropped else ""
+    if code == EXIT_OK:
+        return f"check passes at --fail-on {fail_on.value}: nothing critical, nothing at {fail_on.value} still active{more}"
+    names = ", ".join(alert.detector for alert in failing) or "a critical incident no longer listed"
+    return f"check fails at --fail-on {fail_on.value}: {names}{more}"
 
 
 def _bounds_met(monitor) -> tuple[list[str], dict]:

@@ -168,7 +168,7 @@ async def test_two_runs_overlay_with_a_legend_and_alerts_name_their_run(tmp_path
         assert "bad" in status and "good finished" in status
 
 
-async def test_most_severe_active_alert_is_selected_though_the_list_is_newest_first(tmp_path):
+async def test_the_root_cause_is_selected_and_its_symptoms_are_nested_under_it(tmp_path):
     from lossmon.detect import Alert, Severity
 
     path = write(tmp_path / "run.jsonl", healthy_start(3))
@@ -178,20 +178,28 @@ async def test_most_severe_active_alert_is_selected_though_the_list_is_newest_fi
         await wait_for(pilot, lambda: app.monitor.records == 7)
         await pilot.pause(0.2)
         panel = app.query_one(AlertPanel)
-        crit = Alert("r1", "nonfinite", Severity.CRITICAL, 5, 0, "NaN", "lower lr", {})
-        warn = Alert("r1", "plateau", Severity.WARNING, 9, 0, "flat", "wait", {})
-        panel.show_alerts([crit, warn])
+        lone = Alert("r1", "plateau", Severity.WARNING, 2, 0, "flat", "wait", {})
+        symptom = Alert("r1", "spike", Severity.WARNING, 3, 0, "a spike", "clip", {})
+        cause = Alert("r1", "divergence", Severity.CRITICAL, 5, 0, "runs away", "lower lr", {})
+        symptom.caused_by, cause.symptoms = cause, [symptom]
+        panel.show_alerts([lone, symptom, cause])  # in the order they opened
         await pilot.pause()
-        assert panel.alerts[0] is warn and panel.selected is crit
+        assert panel.alerts == [cause, symptom, lone] and panel.depths == [0, 1, 0]
+        assert panel.selected is cause  # the root cause, though its symptom opened first
         assert "lower lr" in str(panel.query_one("#alert-details").render())
+        prompt = str(panel.query_one("#alerts-list").get_option_at_index(1).prompt)
+        assert prompt.startswith("↳ WARN spike")
         panel.query_one("#alerts-list").focus()
-        await pilot.press("up")  # the user picks the newest (the warning) ...
+        await pilot.press("down")  # the user picks the symptom ...
         await pilot.pause()
-        assert panel.selected is warn
+        assert panel.selected is symptom
         info = Alert("r1", "plateau", Severity.INFO, 12, 0, "slow", "", {}, key="x")
-        panel.show_alerts([crit, warn, info])  # ... and an update does not take it away
+        panel.show_alerts([lone, symptom, cause, info])  # ... and an update does not take it away
         await pilot.pause()
-        assert panel.alerts[0] is info and panel.selected is warn
+        assert panel.alerts[-1] is info and panel.selected is symptom
+        panel.mute("divergence")  # a muted cause: its symptom moves up in its place
+        await pilot.pause()
+        assert panel.alerts[0] is symptom and panel.depths[0] == 0
 
 
 async def test_on_alert_command_and_bell_on_critical(tmp_path):

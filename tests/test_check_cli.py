@@ -71,7 +71,57 @@ def test_text_format_names_detector_step_and_hint(tmp_path, capsys):
     code, out, _ = run_check(capsys, path)
     assert code == 1
     assert "CRITICAL" in out and "nonfinite" in out and "step 61, epoch 7" in out and "hint:" in out
-    assert out.strip().splitlines()[-1].startswith("1 alert") or "alerts" in out.splitlines()[-1]
+    summary, verdict = out.strip().splitlines()[-2:]
+    assert summary.startswith("1 incident (1 critical) in 1 run")
+    assert verdict == "check fails at --fail-on warning: nonfinite"
+
+
+def spiky_losses():
+    losses = healthy_losses()
+    losses[50] *= 12  # one outlier batch, then the run goes on learning
+    return losses
+
+
+def test_a_transient_warning_on_a_run_that_ended_healthy_passes(tmp_path, capsys):
+    path = write(tmp_path / "spike.jsonl", training(spiky_losses(), val=[0.6, 0.5, 0.4, 0.3] + [0.25] * 16))
+    code, out, _ = run_check(capsys, path, "--format", "json")
+    document = json.loads(out)
+    spike = next(a for a in document["alerts"] if a["detector"] == "spike")
+    assert spike["severity"] == "warning" and not spike["active"] and spike["state"] == "resolved"
+    assert code == 0 and document["verdict"] == {
+        "fail_on": "warning", "exit": 0, "failing": [], "dropped": 0, "dropped_critical": 0,
+    }
+    code, out, _ = run_check(capsys, path)
+    assert code == 0 and out.strip().splitlines()[-1].startswith("check passes at --fail-on warning")
+
+
+def test_a_nan_that_recovered_still_fails_even_at_fail_on_critical(tmp_path, capsys):
+    losses = healthy_losses()
+    losses[50] = math.nan
+    path = write(tmp_path / "nan1.jsonl", training(losses, val=[0.6, 0.5, 0.4, 0.3] + [0.25] * 16))
+    code, out, _ = run_check(capsys, path, "--format", "json", "--fail-on", "critical")
+    (nan,) = [a for a in json.loads(out)["alerts"] if a["detector"] == "nonfinite"]
+    assert not nan["active"] and code == 1
+    assert nan["first_step"] == nan["step"] == 51 and nan["peak"]["step"] == 51 and nan["peak"]["severity"] == "critical"
+
+
+def test_json_entries_are_incidents_with_causes_and_symptoms(tmp_path, capsys):
+    losses = [0.69, 0.6, 0.55, 0.5] + [0.5 * 1.6**i for i in range(1, 6)] + [5.0] * 20
+    path = write(tmp_path / "div.jsonl", training(losses, lr=1.0))
+    code, out, _ = run_check(capsys, path, "--format", "json")
+    document = json.loads(out)
+    entries = {a["detector"]: a for a in document["alerts"]}
+    for entry in document["alerts"]:
+        for key in ("detector", "severity", "step", "message", "evidence", "hint", "first_step", "last_step",
+                    "occurrences", "active", "peak", "caused_by", "symptoms"):
+            assert key in entry
+    cause, divergence = entries["lr_config"], entries["divergence"]
+    assert document["alerts"][0]["detector"] == "lr_config"  # the root cause first
+    assert divergence["caused_by"] == cause["id"] and divergence["id"] in cause["symptoms"]
+    assert code == 1 and document["verdict"]["failing"] == [cause["id"]]  # the symptom counts through its cause
+    code, out, _ = run_check(capsys, path)
+    lines = out.splitlines()
+    assert lines[0].startswith("WARNING  lr_config") and any(line.startswith("    ↳ WARNING  divergence") for line in lines)
 
 
 @pytest.mark.parametrize("make", ["missing", "directory", "garbage", "empty"])

@@ -180,14 +180,18 @@ async def test_alert_keys_open_mark_and_mute(tmp_path):
     async with app.run_test(size=(120, 36)) as pilot:
         await loaded_app(pilot, app, count)
         panel = app.query_one(AlertPanel)
-        alert = panel.selected
-        assert alert is not None and alert.detector == "divergence"
+        cause = panel.selected  # the root cause is selected: the learning rate, the divergence under it
+        assert cause is not None and cause.detector == "lr_config" and panel.depths[0] == 0
+        assert "divergence" in [s.detector for s in cause.symptoms]
         panel.query_one("#alerts-list").focus()
+        await press(pilot, "down")
+        alert = panel.selected
+        assert alert.detector == "divergence" and alert.caused_by is cause
         await press(pilot, "enter")
         assert isinstance(app.screen, AlertScreen)
         assert app.view.marker == (alert.run, alert.step)
         full = str(app.screen.query_one("#alert-full").render())
-        assert "Try:" in full and "Evidence" in full and f"step {alert.step}" in full
+        assert "Try:" in full and "Evidence" in full and f"step {alert.step}" in full and "A symptom of lr_config" in full
         await press(pilot, "escape")
         assert not isinstance(app.screen, AlertScreen)
         assert f"alert at step {alert.step}" in str(app.query_one("#loss-panel .plot-legend").render())

@@ -116,3 +116,67 @@ def test_vectorised_smoothing_matches_step_by_step_smoothing():
                 count += 1
                 slow[i] = last / (1 - weight**count)
         assert np.allclose(fast, slow, rtol=1e-12, equal_nan=True)
+
+
+def test_a_transient_nan_is_announced_once_by_plain_and_on_alert(tmp_path):
+    """A NaN that opens, resolves and comes back within one read, and again
+    in the next read: one incident, one plain announcement, one command."""
+    path = write(tmp_path / "run.jsonl", [header(epochs=3, steps=10)] + [batch(i, 0.7 - i / 100) for i in range(1, 6)])
+    hook = tmp_path / "hook.jsonl"
+    proc = watch(path, "--plain", "--on-alert", f"cat >> {hook}")
+    try:
+        time.sleep(1.0)
+        write(path, [batch(6, math.nan), batch(7, 0.6), batch(8, math.nan), batch(9, 0.6)])  # one read
+        time.sleep(1.0)
+        write(path, [batch(10, math.nan), batch(11, 0.55), batch(12, 0.54)])
+        time.sleep(1.0)
+        write(path, [end(12)])
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert sum(line.startswith("CRITICAL nonfinite") for line in out.splitlines()) == 1, out
+    import orjson
+
+    sent = [orjson.loads(line) for line in hook.read_text().splitlines()]
+    (nan,) = [incident for incident in sent if incident["detector"] == "nonfinite"]  # the records' 1970 times also stall
+    assert nan["first_step"] == 6 and nan["occurrences"] >= 2 and nan["symptom_incidents"] == []
+
+
+def test_on_alert_runs_a_few_commands_at_once_and_queues_the_rest(tmp_path):
+    from lossmon.detect import Alert, Severity
+    from lossmon.show.notify import MAX_COMMANDS, AlertNotifier
+
+    out = tmp_path / "sent"
+    notifier = AlertNotifier(f"sleep 0.2; cat >> {out}")
+    alerts = [Alert(f"r{i}", "nonfinite", Severity.CRITICAL, i, 0, "NaN", "", {}) for i in range(12)]
+    notifier.run_command(notifier.fresh(alerts))
+    notifier.wait(timeout=10)
+    assert notifier.commands_run == 12 and len(out.read_text().splitlines()) == 12
+    assert notifier.most_running == MAX_COMMANDS
+    assert notifier.fresh(alerts) == []  # announced: never again
+
+
+def test_an_incident_is_announced_when_it_opens_and_again_only_when_it_turns_critical():
+    from lossmon.detect import Alert, Severity
+    from lossmon.show.notify import AlertNotifier
+
+    notifier = AlertNotifier(bell=True)
+    cause = Alert("r1", "lr_config", Severity.WARNING, 0, None, "lr 1.0", "", {})
+    gone = Alert("r1", "spike", Severity.WARNING, 5, 0, "spike", "", {}, active=False)  # opened and resolved unseen
+    fresh = notifier.fresh([cause, gone])
+    assert fresh == [cause, gone] and not notifier.wants_bell(fresh)
+    symptom = Alert("r1", "divergence", Severity.WARNING, 9, 0, "diverging", "", {})
+    symptom.caused_by, cause.symptoms = cause, [symptom]
+    assert notifier.fresh([cause, gone, symptom]) == []  # a symptom comes with its cause, not alone
+    symptom.severity = Severity.CRITICAL
+    fresh = notifier.fresh([cause, gone, symptom])
+    assert fresh == [cause] and notifier.wants_bell(fresh)  # its tree turned critical: once more
+    gone.active, gone.occurrences = True, 2  # flapping: never again
+    assert notifier.fresh([cause, gone, symptom]) == []
+    assert notifier.fresh([cause, gone, symptom], muted={"lr_config"}) == []
+    from lossmon.show.notify import payload
+
+    sent = payload(cause)
+    assert sent["symptoms"] == ["r1:divergence"] and [s["id"] for s in sent["symptom_incidents"]] == ["r1:divergence"]
+    assert sent["symptom_incidents"][0]["caused_by"] == "r1:lr_config"

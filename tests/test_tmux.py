@@ -59,7 +59,7 @@ def test_watch_in_tmux_beside_a_live_keras_run(tmp_path):
         tmux("send-keys", "-t", "watch", "f")
         text = wait_screen(lambda t: "finished (completed)" in t and "PAUSED" not in t, 20)
         tmux("send-keys", "-t", "watch", "q")
-        text = wait_screen(lambda t: "lossmon watch" not in t and "Alerts" not in t, 10)
+        text = wait_screen(lambda t: "lossmon watch" not in t and "Incidents" not in t, 10)
         assert "Traceback" not in text
     finally:
         trainer.kill()

@@ -63,10 +63,17 @@ class Detector:
 
     id: ClassVar[str] = ""
     title: ClassVar[str] = ""
-    # Root causes this detector's condition is a symptom of: while one of
-    # them has an active alert on the run, this detector opens no new alert
-    # (a diverging loss also spikes and oscillates; say the cause once).
+    # Root causes this detector's condition is a symptom of: an incident of
+    # this detector that opens while one of them is open on the run (or
+    # shortly after) is attached to it as a symptom, and one of them that
+    # opens adopts this detector's recent incidents (a diverging loss also
+    # spikes and oscillates: one problem, read as one).
     defers_to: ClassVar[tuple[str, ...]] = ()
+    # An evidence key whose highest value marks the incident's worst moment
+    # (its `peak`); "" for none: the peak is then where its worst occurrence
+    # opened. A detector with one that overrides `observe_block` must give
+    # the Finding of each held stretch's highest row (see observe_block).
+    peak_key: ClassVar[str] = ""
     # The record kinds this detector reads; None means all. The engine
     # skips the others, which matters when a file of a million batch
     # records is opened and most detectors only read epochs or the header.
@@ -88,7 +95,9 @@ class Detector:
         over many rows, but must give one on the first row of the block
         where it holds, where it starts, and on the last row where it holds
         before its Clear or the block's end (carrying the highest severity
-        it reached since the previous Finding); and the Clear where it ends.
+        it reached since the previous Finding), and with a `peak_key` on
+        the rows where that evidence is highest (hysteresis in
+        lossmon/detectors/_util.py does both); and the Clear where it ends.
         The engine applies all detectors' verdicts in row order, so the
         alerts are the same as from feeding the records one at a time.
         """
@@ -97,26 +106,72 @@ class Detector:
                 yield row, verdict
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Alert:
-    """An edge-triggered alert as the views show it: pure data."""
+    """An incident as the views show it: pure data.
+
+    One per (run, detector, key) for as long as its condition keeps coming
+    back (see lossmon/detect/engine.py): `step` is where it was first seen
+    (`first_step`), `last_step` the latest record that confirmed or cleared
+    it, `occurrences` how many times it opened, `peak` where it was worst.
+    `caused_by` is the incident it is a symptom of; `symptoms` the ones
+    attached to it.
+    """
 
     run: str
     detector: str
-    severity: Severity
+    severity: Severity  # the highest it reached
     step: int  # where the condition was first seen
     epoch: int | None
-    message: str
+    message: str  # the latest
     hint: str
-    evidence: dict[str, Any]
+    evidence: dict[str, Any]  # the latest
     key: str = ""
     active: bool = True
     last_step: int = 0  # the latest record that confirmed or cleared it
+    last_epoch: int | None = None
+    occurrences: int = 1
+    number: int = 1  # the how-manieth incident of its (run, detector, key)
+    peak: dict[str, Any] = field(default_factory=dict)  # step, epoch, severity, message, evidence
+    caused_by: Alert | None = field(default=None, repr=False)
+    symptoms: list[Alert] = field(default_factory=list, repr=False)
+
+    @property
+    def first_step(self) -> int:
+        return self.step
+
+    @property
+    def id(self) -> str:
+        """Unique in a run file's verdict: run:detector[:key][#n]."""
+        ident = f"{self.run}:{self.detector}" + (f":{self.key}" if self.key else "")
+        return ident + (f"#{self.number}" if self.number > 1 else "")
+
+    @property
+    def root(self) -> Alert:
+        """The root cause this incident is (a symptom of)."""
+        alert = self
+        while alert.caused_by is not None:
+            alert = alert.caused_by
+        return alert
+
+    def tree(self) -> list[Alert]:
+        """This incident and its symptoms, theirs under them, depth first."""
+        out = [self]
+        for symptom in self.symptoms:
+            out += symptom.tree()
+        return out
+
+    @property
+    def worst(self) -> Severity:
+        """The highest severity in this incident's tree."""
+        return max((a.severity for a in self.tree()), key=lambda s: s.rank)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "run": self.run,
             "detector": self.detector,
+            "key": self.key,
             "severity": self.severity.value,
             "step": self.step,
             "epoch": self.epoch,
@@ -124,5 +179,11 @@ class Alert:
             "evidence": self.evidence,
             "hint": self.hint,
             "state": "active" if self.active else "resolved",
+            "active": self.active,
+            "first_step": self.step,
             "last_step": self.last_step,
+            "occurrences": self.occurrences,
+            "peak": self.peak,
+            "caused_by": self.caused_by.id if self.caused_by is not None else None,
+            "symptoms": [symptom.id for symptom in self.symptoms],
         }

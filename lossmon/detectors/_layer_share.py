@@ -12,6 +12,7 @@ class LayerShareDetector(Detector):
     """WARNING when some layer's `measure` is at least `warn_at` on
     `patience` probes in a row; CRITICAL from `critical_at` (when set)."""
 
+    peak_key = "worst_fraction"  # an incident's worst moment: its worst layer at its worst
     measure = ""
     what = ""  # "dead", "saturated"
     advice: tuple[str, ...] = ()  # the hint's clauses after the learning rate's

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -156,7 +156,13 @@ def fresh_finite(block: Any, order: Order, name: str, positive: bool = False) ->
 
 
 def hysteresis(
-    fire: np.ndarray, hold: np.ndarray, window: int, active: bool, calm: int, stop: np.ndarray | None = None
+    fire: np.ndarray,
+    hold: np.ndarray,
+    window: int,
+    active: bool,
+    calm: int,
+    stop: np.ndarray | None = None,
+    peak: Callable[[int, int], np.ndarray] | None = None,
 ) -> tuple[list[tuple[int, str]], bool, int]:
     """An alert's course over a block's rows, so it neither misses a start
     nor flaps: on at a `fire` row; then each row that does not `hold` is
@@ -165,7 +171,11 @@ def hysteresis(
     Takes and returns the state (`active`, `calm` rows so far). The events
     are what a block detector must say (see Detector.observe_block): OPEN
     where it turns on, ON on the first row when it was on already and on
-    the last row before each CLEAR or the block's end.
+    the last row before each CLEAR or the block's end; with `peak` (the
+    scores of rows a..b, rising with the detector's `peak_key` evidence),
+    ON also on the rows of each stretch where it is on whose score is the
+    stretch's highest (or within a rounding error of it), so the engine
+    sees the incident's worst moment however the rows were split.
     """
     fire_rows = np.flatnonzero(fire)
     if not active and not len(fire_rows):
@@ -197,7 +207,33 @@ def hysteresis(
         k += 1
     if active and n - 1 > said:
         events.append((n - 1, ON))
+    if peak is not None and events:
+        events = _with_peaks(events, peak)
     return events, active, calm
+
+
+def _with_peaks(events: list[tuple[int, str]], peak: Callable[[int, int], np.ndarray]) -> list[tuple[int, str]]:
+    """`events` with an ON on each stretch's highest-scoring rows (see hysteresis)."""
+    stretches, start = [], None
+    for row, what in events:
+        if what == CLEAR:
+            if start is not None:
+                stretches.append((start, row - 1))
+            start = None
+        elif start is None:
+            start = row  # an OPEN, or the ON on row 0 of a block that began on
+    if start is not None:
+        stretches.append((start, events[-1][0]))  # on to the block's last row
+    said = {row for row, what in events if what != CLEAR}
+    extra = []
+    for first, last in stretches:
+        scores = np.asarray(peak(first, last), dtype=np.float64)
+        scores = np.where(np.isfinite(scores), scores, -np.inf)
+        top = float(scores.max())
+        if math.isfinite(top):
+            near = np.flatnonzero(scores >= top - 1e-12 * max(abs(top), 1.0)) + first
+            extra += [(int(row), ON) for row in near if int(row) not in said]
+    return sorted(events + extra, key=lambda event: event[0]) if extra else events
 
 
 LOWER, RAISE = "lower", "raise"
@@ -276,11 +312,30 @@ class EMA:
 
 # Root causes that other detectors' conditions are symptoms of (see
 # Detector.defers_to): one place that says which problem explains which.
+# The engine attaches a symptom's incident to its cause's, so a run with one
+# problem reads as one (lossmon/detect/engine.py).
+SETUP_CAUSES = ("lr_config", "unscaled_inputs")  # the header shows them: a rate far off its default, raw inputs
 LOSS_CAUSES = ("nonfinite", "divergence")  # a loss out of control also spikes, zig-zags, stalls
+STEP_CAUSES = LOSS_CAUSES + SETUP_CAUSES  # steps too big: spikes, zig-zags, dead ReLUs, big updates
 CORRUPT = ("nonfinite",)  # NaN weights also look dead, unchanged, exploding
 TRAINING_CAUSES = LOSS_CAUSES + (
     "vanishing_gradients", "dead_relu", "saturation", "unscaled_inputs", "unscaled_targets",
 )  # nothing learns
+CAUSES: dict[str, tuple[str, ...]] = {  # by detector id, what its `defers_to` is
+    "divergence": SETUP_CAUSES,
+    "nonfinite": ("divergence",),  # a loss that ran away overflows (NaN in the data is nonfinite's own)
+    "oscillation": STEP_CAUSES,
+    "spike": STEP_CAUSES + ("oscillation",),  # a loss swinging 3x a step has outlier steps
+    "overfitting": LOSS_CAUSES,
+    "dead_relu": STEP_CAUSES,  # NaN weights, huge steps or raw inputs kill units
+    "saturation": STEP_CAUSES,  # likewise they saturate them
+    "update_ratio": STEP_CAUSES + ("dead_relu", "vanishing_gradients"),  # a dead layer does not move
+    "exploding_gradients": CORRUPT,
+    "vanishing_gradients": CORRUPT,
+    "chance_level": TRAINING_CAUSES + ("overfitting",),  # validation at chance while training memorises
+    "plateau": TRAINING_CAUSES + ("lr_config", "chance_level"),
+    "slow_convergence": TRAINING_CAUSES + ("lr_config", "chance_level"),
+}
 
 @dataclass
 class RunInfo:

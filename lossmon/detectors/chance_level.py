@@ -12,9 +12,9 @@ from __future__ import annotations
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    CAUSES,
     LOWER,
     RAISE,
-    TRAINING_CAUSES,
     Order,
     RunInfo,
     epoch_label,
@@ -22,7 +22,6 @@ from lossmon.detectors._util import (
     fmt,
     fresh_finite,
     lr_advice,
-    median,
     sentence,
 )
 from lossmon.detectors._start import RunStart
@@ -51,7 +50,7 @@ class ChanceLevel(Detector):
     id = "chance_level"
     title = "Loss at chance level"
     kinds = frozenset({HEADER, BATCH, EPOCH})
-    defers_to = TRAINING_CAUSES + ("overfitting",)  # validation at chance while training memorises: one problem
+    defers_to = CAUSES["chance_level"]
 
     def __init__(
         self,

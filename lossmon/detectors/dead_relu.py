@@ -8,7 +8,9 @@ output layer is not probed).
 from __future__ import annotations
 
 from lossmon.detectors._layer_share import LayerShareDetector
-from lossmon.detectors._util import CORRUPT
+from lossmon.detectors._util import (
+    CAUSES,
+)
 from lossmon.format import EPOCH, HEADER, PROBE
 
 
@@ -20,7 +22,7 @@ class DeadRelu(LayerShareDetector):
     id = "dead_relu"
     title = "Dead ReLU units"
     kinds = frozenset({HEADER, EPOCH, PROBE})
-    defers_to = CORRUPT
+    defers_to = CAUSES["dead_relu"]
     measure = "dead_fraction"
     what = "dead ReLU"
     advice = (

@@ -16,7 +16,7 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
-    step_noise,
+    CAUSES,
     CLEAR,
     EMA,
     LOWER,
@@ -27,13 +27,13 @@ from lossmon.detectors._util import (
     finite,
     finite_row_medians,
     fmt,
-    fmt_lr,
     fmt_times,
     fresh_finite,
     hysteresis,
     lr_advice,
     median,
     sentence,
+    step_noise,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -75,6 +75,8 @@ class Divergence(Detector):
     id = "divergence"
     title = "Loss diverging"
     kinds = frozenset({HEADER, BATCH, EPOCH})
+    defers_to = CAUSES["divergence"]
+    peak_key = "smoothed_loss"
 
     def __init__(
         self,
@@ -252,7 +254,9 @@ class Divergence(Detector):
             severity = Severity.CRITICAL if worst else Severity.WARNING
             return int(rows[k]), self._finding(block.record(int(rows[k])), float(s[k]), rule, float(ref), ref_step, severity)
 
-        events, self._active, self._calm = hysteresis(fire, held, self.window, self._active, self._calm, stop=unjudged)
+        events, self._active, self._calm = hysteresis(
+            fire, held, self.window, self._active, self._calm, stop=unjudged, peak=lambda first, last: s[first : last + 1]
+        )
         verdicts: list[tuple[int, Verdict]] = []
         opened = 0
         for k, what in events:

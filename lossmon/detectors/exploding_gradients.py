@@ -19,7 +19,7 @@ from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe
 from lossmon.detectors.vanishing_gradients import vanishing
 from lossmon.detectors._util import (
-    CORRUPT,
+    CAUSES,
     LOWER,
     RunInfo,
     finite,
@@ -42,7 +42,7 @@ class ExplodingGradients(Detector):
     id = "exploding_gradients"
     title = "Exploding gradients"
     kinds = frozenset({HEADER, EPOCH, PROBE})
-    defers_to = CORRUPT
+    defers_to = CAUSES["exploding_gradients"]
 
     def __init__(
         self,

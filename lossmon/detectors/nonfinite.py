@@ -19,12 +19,12 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    CAUSES,
     LOWER,
     RunInfo,
     epoch_label,
     finite,
     fmt,
-    fmt_lr,
     lr_advice,
     sentence,
 )
@@ -57,6 +57,7 @@ class NonFinite(Detector):
     id = "nonfinite"
     title = "NaN / inf values"
     kinds = frozenset({HEADER, BATCH, EPOCH, PROBE})
+    defers_to = CAUSES["nonfinite"]
 
     def __init__(self, monitor: str = "loss", ignore: Iterable[str] = ()) -> None:
         self.monitor = monitor

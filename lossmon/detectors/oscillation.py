@@ -18,15 +18,14 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    CAUSES,
     CLEAR,
-    LOSS_CAUSES,
     LOWER,
     Order,
     RunInfo,
     epoch_label,
     finite,
     fmt,
-    fmt_lr,
     fresh_finite,
     hysteresis,
     log_each,
@@ -80,7 +79,8 @@ class Oscillation(Detector):
     id = "oscillation"
     title = "Loss oscillating"
     kinds = frozenset({HEADER, BATCH, EPOCH})
-    defers_to = LOSS_CAUSES
+    defers_to = CAUSES["oscillation"]
+    peak_key = "typical_swing"
 
     def __init__(
         self,
@@ -155,7 +155,10 @@ class Oscillation(Detector):
                 self._zigzags.extend([False] * min(n, self.window - 1))
                 return []
         judged = self._judge(windows(logs, self.window)[-n:], windows(values, self.window)[-n:])
-        events, self._active, self._calm = hysteresis(judged.fire, ~judged.calm, self.window, self._active, self._calm)
+        events, self._active, self._calm = hysteresis(
+            judged.fire, ~judged.calm, self.window, self._active, self._calm,
+            peak=lambda first, last: judged.swing[first : last + 1],  # the incident's worst swing
+        )
         ends = windows(values, self.window)[-n:]
         return [
             (int(rows[k]), Clear()) if what == CLEAR else (int(rows[k]), self._finding(block.record(int(rows[k])), ends[k], judged, k))

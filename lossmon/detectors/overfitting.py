@@ -8,7 +8,13 @@ the best validation loss is wasted unless the run is regularised or stopped.
 from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
-from lossmon.detectors._util import LOSS_CAUSES, Order, epoch_label, finite, fmt
+from lossmon.detectors._util import (
+    CAUSES,
+    Order,
+    epoch_label,
+    finite,
+    fmt,
+)
 from lossmon.format import EPOCH, Record, json_safe
 
 
@@ -41,7 +47,7 @@ class Overfitting(Detector):
     id = "overfitting"
     title = "Overfitting"
     kinds = frozenset({EPOCH})
-    defers_to = LOSS_CAUSES
+    defers_to = CAUSES["overfitting"]
 
     def __init__(
         self,

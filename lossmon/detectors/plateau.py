@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    CAUSES,
     LOWER,
     RAISE,
-    TRAINING_CAUSES,
     Order,
     RunInfo,
     epoch_label,
@@ -51,7 +51,7 @@ class Plateau(Detector):
     id = "plateau"
     title = "Loss plateau"
     kinds = frozenset({HEADER, BATCH, EPOCH})
-    defers_to = TRAINING_CAUSES
+    defers_to = CAUSES["plateau"]
 
     def __init__(
         self,

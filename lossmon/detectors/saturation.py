@@ -10,7 +10,9 @@ confident output layer is the goal, not a fault).
 from __future__ import annotations
 
 from lossmon.detectors._layer_share import LayerShareDetector
-from lossmon.detectors._util import CORRUPT
+from lossmon.detectors._util import (
+    CAUSES,
+)
 from lossmon.format import EPOCH, HEADER, PROBE
 
 
@@ -20,7 +22,7 @@ class Saturation(LayerShareDetector):
     id = "saturation"
     title = "Saturated activations"
     kinds = frozenset({HEADER, EPOCH, PROBE})
-    defers_to = CORRUPT
+    defers_to = CAUSES["saturation"]
     measure = "saturated_fraction"
     what = "saturated"
     advice = (

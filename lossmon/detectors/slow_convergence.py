@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
+    CAUSES,
     RAISE,
-    TRAINING_CAUSES,
     Order,
     RunInfo,
     epoch_label,
     finite,
     fmt,
-    fmt_lr,
     lr_advice,
     sentence,
 )
@@ -50,7 +49,7 @@ class SlowConvergence(Detector):
     id = "slow_convergence"
     title = "Slow convergence"
     kinds = frozenset({HEADER, BATCH, EPOCH})
-    defers_to = TRAINING_CAUSES
+    defers_to = CAUSES["slow_convergence"]
 
     def __init__(
         self,

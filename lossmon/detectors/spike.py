@@ -16,8 +16,7 @@ import numpy as np
 from lossmon.block import BatchBlock
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
-    step_noise,
-    LOSS_CAUSES,
+    CAUSES,
     Order,
     epoch_label,
     finite,
@@ -26,6 +25,7 @@ from lossmon.detectors._util import (
     fresh_finite,
     median,
     row_medians,
+    step_noise,
     windows,
 )
 from lossmon.format import BATCH, Record, json_safe
@@ -48,7 +48,7 @@ class Spike(Detector):
     id = "spike"
     title = "Loss spike"
     kinds = frozenset({BATCH})
-    defers_to = LOSS_CAUSES
+    defers_to = CAUSES["spike"]
 
     def __init__(
         self,

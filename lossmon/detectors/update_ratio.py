@@ -12,13 +12,13 @@ from __future__ import annotations
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe, per_layer
 from lossmon.detectors._util import (
-    median,
-    CORRUPT,
+    CAUSES,
     LOWER,
     RAISE,
     RunInfo,
     fmt,
     lr_advice,
+    median,
     sentence,
 )
 from lossmon.format import EPOCH, HEADER, PROBE, Record, json_safe
@@ -40,7 +40,7 @@ class UpdateRatio(Detector):
     id = "update_ratio"
     title = "Update ratio out of range"
     kinds = frozenset({HEADER, EPOCH, PROBE})
-    defers_to = CORRUPT
+    defers_to = CAUSES["update_ratio"]
 
     def __init__(
         self, high: float = 0.05, critical: float = 0.5, low: float = 2e-6, patience: int = 3, decayed: float = 10.0

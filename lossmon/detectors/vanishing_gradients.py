@@ -20,7 +20,11 @@ from __future__ import annotations
 
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._probe import Streak, is_probe, per_layer
-from lossmon.detectors._util import CORRUPT, finite, fmt
+from lossmon.detectors._util import (
+    CAUSES,
+    finite,
+    fmt,
+)
 from lossmon.format import EPOCH, HEADER, PROBE, Record, json_safe
 
 
@@ -43,7 +47,7 @@ class VanishingGradients(Detector):
     id = "vanishing_gradients"
     title = "Vanishing gradients"
     kinds = frozenset({HEADER, EPOCH, PROBE})
-    defers_to = CORRUPT
+    defers_to = CAUSES["vanishing_gradients"]
 
     def __init__(
         self,

@@ -8,7 +8,11 @@ file exactly as `lossmon check` does (Monitor, then one stall tick), and
 prints per scenario the expected and raised alerts, per detector the recall,
 the false alarms on healthy controls and the detection delay, and last one
 JSON line with the totals. Targets: every fault caught, no warning on a
-control, median delay at most one epoch.
+control, median delay at most one epoch; and read as incidents
+(lossmon/detect/engine.py): at most two warning-or-worse incidents per
+faulty run in the median and three on any, the first incident listed
+being the root cause (an expected detector, or a cause with one under it)
+in at least 80% of the faulty runs.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from lossmon.detect import Alert, Severity
+from lossmon.detect.engine import ordered
+
+MAX_MEDIAN_INCIDENTS = 2  # warning-or-worse incidents per faulty run, median
+MAX_INCIDENTS = 3  # ... on any faulty run
+MIN_ROOT_FIRST = 0.8  # faulty runs whose first incident is the root cause
 
 
 @dataclass
@@ -45,6 +54,19 @@ class Outcome:
     def raised(self) -> list[Alert]:
         """Alerts at warning or above, in order."""
         return [a for a in self.alerts if a.severity.rank >= Severity.WARNING.rank]
+
+    @property
+    def incidents(self) -> list[Alert]:
+        """Root incidents whose tree reached warning or above, in reading
+        order (symptoms are part of their cause's)."""
+        return [a for depth, a in ordered(self.alerts) if depth == 0 and a.worst.rank >= Severity.WARNING.rank]
+
+    @property
+    def root_first(self) -> bool:
+        """Whether the first incident listed explains the fault: it is, or
+        has under it, an expected detector's incident."""
+        first = self.incidents[:1]
+        return bool(first) and any(a.detector in self.expected for a in first[0].tree())
 
     @property
     def control(self) -> bool:
@@ -134,7 +156,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def report(outcomes: list[Outcome], seconds: float) -> tuple[str, dict[str, Any]]:
-    lines = ["scenario                 expected            raised (warning+: detector:severity@step)      verdict"]
+    lines = ["scenario                 expected            raised (warning+: detector:severity@step)      incidents  verdict"]
     for o in outcomes:
         expected = ",".join(o.expected) or "(control)"
         raised = " ".join(_short(a) for a in o.raised) or "-"
@@ -145,7 +167,8 @@ def report(outcomes: list[Outcome], seconds: float) -> tuple[str, dict[str, Any]
         else:
             d = o.delay()
             verdict = f"caught, delay {d} steps ({_fmt(o.in_epochs(d))} epochs)" if o.caught else "MISSED"
-        lines.append(f"{o.name:24} {expected:19} {raised:46} {verdict}")
+        incidents = f"{len(o.incidents)}" + (f" {o.incidents[0].detector}" if o.incidents else "")
+        lines.append(f"{o.name:24} {expected:19} {raised:46} {incidents:10} {verdict}")
 
     detectors = sorted({d for o in outcomes for d in o.expected} | {a.detector for o in outcomes for a in o.raised})
     lines.append("")
@@ -178,6 +201,13 @@ def report(outcomes: list[Outcome], seconds: float) -> tuple[str, dict[str, Any]
     known = [d for d in delays if d is not None]
     median_epochs = statistics.median(known) if known else None
     step_delays = [o.delay() for o in caught]
+    counts = [len(o.incidents) for o in faults if not o.error]
+    median_incidents = statistics.median(counts) if counts else None
+    root_first = sum(o.root_first for o in faults if not o.error) / len(counts) if counts else None
+    incidents_ok = (
+        not counts
+        or (median_incidents <= MAX_MEDIAN_INCIDENTS and max(counts) <= MAX_INCIDENTS and root_first >= MIN_ROOT_FIRST)
+    )
     totals = {
         "scenarios": len(outcomes),
         "faults": len(faults),
@@ -187,9 +217,16 @@ def report(outcomes: list[Outcome], seconds: float) -> tuple[str, dict[str, Any]
         "false_alarms": false_alarms,
         "median_delay_steps": statistics.median(step_delays) if step_delays else None,
         "median_delay_epochs": median_epochs,
+        "incidents_per_fault": {o.name: len(o.incidents) for o in faults if not o.error},
+        "median_incidents_per_fault": median_incidents,
+        "max_incidents_per_fault": max(counts) if counts else None,
+        "root_first": root_first,
+        "root_not_first": [o.name for o in faults if not o.error and not o.root_first],
+        "control_incidents": sum(len(o.incidents) for o in controls),
         "targets_met": len(caught) == len(faults)
         and not false_alarms
-        and (median_epochs is None or median_epochs <= 1.0),
+        and (median_epochs is None or median_epochs <= 1.0)
+        and incidents_ok,
         "seconds": round(seconds, 1),
         "detectors": per_detector,
     }

@@ -168,7 +168,7 @@ class WatchApp(App[None]):
                     next_tick = time.monotonic() + TICK_SECONDS
                     ticked = feed_ticks(self.monitor, self.clock())
                     update.alerts.extend(ticked)
-                    update.news += sum(1 for a in ticked if a.step == a.last_step or not a.active)
+                    update.news += len(self.monitor.engine.news)  # opened (or came back) or resolved
                 if not update.more:
                     self._caught_up.set()  # before the message, so the UI sees it with the data
                 if (update.records or update.alerts or update.notices) and not self._data_posted.is_set():

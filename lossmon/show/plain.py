@@ -1,6 +1,7 @@
 """`lossmon watch --plain` (and watch without a terminal): plain text lines.
 
-For log files and batch schedulers: each new alert as it fires, and a
+For log files and batch schedulers: each incident once as it opens (and
+once more if it turns critical; see lossmon/show/notify.py), and a
 one-line progress per epoch (at most every few seconds otherwise). No
 Textual, no colours, no cursor movement.
 
@@ -27,7 +28,7 @@ from lossmon.model.run import MAX_NAMES
 from lossmon.model.health import CRASHED, FINISHED, TimedStore, run_health, total_steps
 from lossmon.monitor import Monitor
 from lossmon.show.notify import AlertNotifier
-from lossmon.show.report import alert_lines
+from lossmon.show.report import incident_lines
 from lossmon.show.safe import escape, printable
 from lossmon.show.ticks import feed_ticks, stalled_runs
 from lossmon.show.widgets.status_line import ago
@@ -114,8 +115,8 @@ def watch_plain(
             feed_ticks(monitor, now)
         with monitor.lock:
             fresh = notifier.fresh(monitor.engine.alerts)
-            for alert in fresh:
-                for line in alert_lines(alert, with_run=many or len(store.runs) > 1):
+            for alert in fresh:  # a root incident, its symptoms under it
+                for line in incident_lines(alert.tree(), with_run=many or len(store.runs) > 1):
                     say(line)
             if notifier.wants_bell(fresh):
                 out.write("\a")

@@ -12,16 +12,13 @@ from lossmon.monitor import Monitor
 
 
 def feed_ticks(monitor: Monitor, now: float) -> list[Alert]:
-    """Feed one tick per unfinished run; return the alerts that changed."""
+    """Feed one tick per unfinished run; return the incidents that changed."""
     try:
         from lossmon.detectors.stalled import ticks
     except ImportError:  # an older detector set without the stalled detector
         return []
-    changed: list[Alert] = []
-    with monitor.lock:
-        for tick in ticks(monitor.store.runs.values(), now):
-            changed.extend(monitor.engine.feed(tick))
-    return changed
+    with monitor.lock:  # one feed, so the engine's `news` holds what all of them opened or resolved
+        return monitor.engine.feed_many(list(ticks(monitor.store.runs.values(), now)))
 
 
 def stalled_runs(monitor: Monitor) -> set[str] | None:
