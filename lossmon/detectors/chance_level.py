@@ -104,8 +104,11 @@ class ChanceLevel(Detector):
                 return []  # a few steps in, a loss at chance says nothing yet
             if len(self._band) < self.patience:
                 return []
-            if self._band[-1] < (1 - self.min_gain) * self._band[-self.patience]:
-                return []  # at chance but gaining: a slow start, not a dead end
+            recent = self._band[-self.patience :]
+            if recent[-1] < (1 - self.min_gain) * recent[0] or (
+                len(recent) > 1 and all(b < a for a, b in zip(recent, recent[1:]))
+            ):
+                return []  # at chance but gaining (or falling every epoch): a slow start, not a dead end
             start = self.start.value
             if (
                 name != "loss" and train is not None and start is not None

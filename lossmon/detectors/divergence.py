@@ -89,7 +89,7 @@ class Divergence(Detector):
         warmup: int = 5,
         epoch_alpha: float = 0.5,
         epoch_warmup: int = 2,
-        noise: float = 1.0,
+        noise: float = 1.5,
         history: int = 100,
     ) -> None:
         self.monitor = monitor

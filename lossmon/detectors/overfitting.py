@@ -7,6 +7,8 @@ the best validation loss is wasted unless the run is regularised or stopped.
 
 from __future__ import annotations
 
+from collections import deque
+
 from lossmon.detect.base import Clear, Detector, Finding, Severity, Verdict
 from lossmon.detectors._util import (
     CAUSES,
@@ -28,7 +30,8 @@ class Overfitting(Detector):
     without `val_`) is now at least `train_drop` (5%) lower than it was at
     that best epoch. Severity is INFO while the rise is small against the
     progress validation made (from its first epoch down to its best, or
-    `margin` of its best when it never fell): a
+    `margin` of its best when it never fell), judged on the lowest of the
+    last `patience` epochs so one noisy epoch does not count: a
     val_loss that drifts from 0.068 to 0.09 after falling from 0.54 is the
     mild overfitting of most long runs, and EarlyStopping handles it. It
     becomes a WARNING when the rise gives back at least `share` (25%) of
@@ -66,6 +69,7 @@ class Overfitting(Detector):
         self.train_key = monitor[4:] if monitor.startswith("val_") else "loss"
         self.margin = max(float(margin), 0.0)
         self.patience = max(int(patience), 1)
+        self._recent: deque[float] = deque(maxlen=self.patience)  # the latest val losses
         self.order = Order()
         self._best: float | None = None
         self._best_epoch: int | None = None
@@ -82,6 +86,7 @@ class Overfitting(Detector):
         train = finite(record.values.get(self.train_key))
         if self._first is None:
             self._first = val
+        self._recent.append(val)
         if self._best is None or val < self._best:
             self._best, self._best_epoch, self._train_at_best = val, record.epoch, train
             self._since_best = 0
@@ -116,8 +121,11 @@ class Overfitting(Detector):
         # against `margin` of its best instead: it has given nothing to give back.
         progress = max((self._first - best) if self._first is not None else 0.0, self.margin * abs(best))
         given_back = (val - best) / progress if progress > 0 else None
+        # A warning needs the rise held over `patience` epochs: one bad epoch
+        # of a 36-row validation set gave back 61% and was gone the next.
+        held = (min(self._recent) - best) / progress if progress > 0 and self._recent else None
         tracked = self._train_at_best is not None and self._train_at_best > 0 and best <= self.gap_limit * self._train_at_best
-        serious = given_back is not None and given_back >= self.share and tracked
+        serious = held is not None and held >= self.share and tracked
         best_at = epoch_label(self._best_epoch)
         t_best, t_now = self._train_at_best, train
         if t_best is not None and t_now is not None:

@@ -42,8 +42,12 @@ class SlowConvergence(Detector):
     still leave it above `end_fraction` (75%) of the start. Calibrated on
     the corpus: a healthy run, however slow, has left 90% of its start
     behind after 100 steps and 3 epochs; a learning rate 1000x too low has
-    not. WARNING. It clears once the rate picks up or the loss drops below
-    the fraction.
+    not. Runs whose learning rate is above `max_lr_ratio` (1) times the
+    optimizer's default are not judged: a slow start there is not a rate
+    too low (healthy Adagrad runs at 16-54x Keras' default crawl for
+    epochs, then take off), nor is a rate that doubled since the window
+    before. WARNING. It clears once the rate picks up or the loss drops
+    below the fraction.
     """
 
     id = "slow_convergence"
@@ -61,7 +65,9 @@ class SlowConvergence(Detector):
         min_epochs: int = 3,
         min_steps: int = 100,
         window: int = 3,
+        max_lr_ratio: float = 1.0,
     ) -> None:
+        self.max_lr_ratio = float(max_lr_ratio)
         self.monitor = monitor
         self.min_rate = float(min_rate)
         self.high_fraction = float(high_fraction)
@@ -100,10 +106,19 @@ class SlowConvergence(Detector):
             return []
         span = min(self.window, done - 1)
         rate = 1 - (value / self._values[-1 - span]) ** (1 / span)
+        before = self._values[-1 - span]
+        earlier = self._values[-1 - 2 * span] if done > 2 * span else None
+        previous = 1 - (before / earlier) ** (1 / span) if earlier else None
+        # A rate that has doubled since the window before is a slow start
+        # taking off (symmetry breaking, a warm-up), not a rate too low.
+        accelerating = previous is not None and previous > 0 and rate >= 2 * previous
         remaining = max((self._epochs_total or done) - done, 0)
         projected = value * (1 - max(rate, 0.0)) ** remaining
+        ratio = self.info.lr_ratio()
         slow = (
-            self.falling <= rate < self.min_rate
+            not accelerating
+            and (ratio is None or ratio <= self.max_lr_ratio)
+            and self.falling <= rate < self.min_rate
             and value >= self.high_fraction * start
             and projected >= self.end_fraction * start
         )

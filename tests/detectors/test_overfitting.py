@@ -20,13 +20,12 @@ def test_val_rising_while_train_falls_is_a_warning() -> None:
     trace = run(Overfitting(), [header()] + epochs(TRAIN, VAL))
     rec, finding = trace.first_finding()
     # 0.44 at epoch 7 is the 1st value > 0.39 * 1.1 = 0.429, three epochs after the best:
-    # it has given back 0.05 of the 0.27 it fell (19%), a note; 0.47 at epoch 8 gives back
-    # 30%, a warning.
+    # it has given back 0.05 of the 0.27 it fell (19%), a note; the warning waits until the
+    # lowest of the last three epochs (0.47 at epoch 10) has given back 30%.
     assert rec.epoch == 7
     assert finding.severity is Severity.INFO
     warned = [(r, f) for r, f in trace.findings if f.severity is Severity.WARNING]
-    assert warned[0][0].epoch == 8 and warned[0][1].evidence["given_back"] == pytest.approx(0.08 / 0.27)
-    assert "given back 30% of its fall from 0.66" in warned[0][1].message
+    assert warned[0][0].epoch == 10 and warned[0][1].evidence["given_back"] == pytest.approx(0.15 / 0.27)
     ev = finding.evidence
     assert ev["best_val_loss"] == 0.39 and ev["best_epoch"] == 4
     assert ev["val_loss"] == 0.44 and ev["loss"] == 0.14
@@ -49,6 +48,18 @@ def test_healthy_noisy_validation_curve_is_quiet(seed: int) -> None:
     train = 0.1 + 0.6 * np.exp(-t / 6)
     val = (0.15 + 0.55 * np.exp(-t / 6)) * rng.lognormal(0, 0.03, 30)
     assert not run(Overfitting(), epochs(list(train), list(val))).fired
+
+
+def test_one_noisy_epoch_of_a_small_validation_set_is_not_a_warning() -> None:
+    """A fresh-seed corpus run (wine, 36 validation rows, batches of 4):
+    val_loss jumps from 0.082 to 0.137 for one epoch after a best of 0.062,
+    61% of its fall, and is back at 0.096 the next; it ended as well as its
+    setup gets."""
+    val = [0.185, 0.158, 0.158, 0.127, 0.144, 0.083, 0.109, 0.083, 0.08, 0.076, 0.112, 0.062, 0.082, 0.137, 0.096,
+           0.076, 0.085, 0.082, 0.095]
+    train = [0.866, 0.517, 0.508, 0.436, 0.425, 0.473, 0.395, 0.438, 0.382, 0.286, 0.321, 0.312, 0.254, 0.315, 0.206,
+             0.258, 0.21, 0.244, 0.164]
+    assert Severity.WARNING not in run(Overfitting(), [header()] + epochs(train, val)).severities()
 
 
 def test_a_drift_that_gives_back_little_is_a_note_not_a_warning() -> None:
