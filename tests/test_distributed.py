@@ -128,10 +128,12 @@ def test_two_workers_on_localhost(cluster_run):
     result = subprocess.run([sys.executable, "-m", "lossmon", "check", *map(str, files), "--format", "json"],
                             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode in (0, 1), result.stderr
-    assert isinstance(json.loads(result.stdout)["alerts"], list)
+    document = json.loads(result.stdout)
+    assert isinstance(document["alerts"], list)
+    assert sorted(r["run"] for r in document["runs"]) == sorted(r[0].run for r in runs)
     text = subprocess.run([sys.executable, "-m", "lossmon", "check", *map(str, files)],
                           capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert all(r[0].run in text.stdout for r in runs), text.stdout
+    assert " in 2 runs," in text.stdout, text.stdout  # a healthy pair may raise nothing that names a run
 
 
 async def test_watch_reads_both_worker_files(cluster_run):
