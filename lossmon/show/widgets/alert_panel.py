@@ -215,7 +215,11 @@ class AlertPanel(Vertical):
         self.show_alerts(self._all, force=True)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        listing = self.query_one("#alerts-list", AlertList)
+        # The event's own list: during shutdown the panel's children may be
+        # gone already when a highlight queued before it arrives.
+        listing = event.option_list
+        if not isinstance(listing, AlertList) or not self.is_attached or not listing.is_attached:
+            return
         if listing.user_moved and 0 <= event.option_index < len(self.alerts):
             self._chosen = self.alerts[event.option_index]
             listing.user_moved = False
