@@ -286,6 +286,8 @@ def _targets(s: Setup, data: dict[str, Any], y: np.ndarray) -> Any:
         y = y.astype("float32").reshape(-1, 1)
         return y + 1.0 if s.get("wrong_loss") == "labels_1_2" else y
     if kind == "multiclass":
+        if s.get("wrong_loss") == "mse_on_onehot_linear":
+            return keras.utils.to_categorical(y, data["classes"]).astype("float32")  # MSE needs the one-hot rows
         if s.get("sparse") or s.get("wrong_loss") == "linear_output_no_logits":
             return y.astype("int32")
         return keras.utils.to_categorical(y, data["classes"]).astype("float32")
