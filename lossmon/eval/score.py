@@ -19,7 +19,8 @@ Labels come from what happened, not from what was intended:
 Each labelled run is read as `lossmon check` reads it, and the scores are
 what the trust issue asks for: per detector precision, recall and delay;
 false warnings per 100 healthy runs; recall and root-cause accuracy per
-operator; warning+ alerts per run; runs with contradictory advice open at
+operator; warning+ incidents per run (root causes: symptoms come under them);
+runs with contradictory advice open at
 once. The last line is one JSON object.
 """
 
@@ -71,9 +72,18 @@ class Judged:
     def raised(self) -> list[Alert]:
         return [a for a in self.alerts if a.severity.rank >= Severity.WARNING.rank]
 
+    @property
+    def incidents(self) -> list[Alert]:
+        """The root incidents at warning or worse, as the views list them
+        (root cause first, then severity, then time): what a user reads."""
+        from lossmon.detect.engine import ordered
+
+        return [a for depth, a in ordered(self.alerts) if depth == 0 and a.worst.rank >= Severity.WARNING.rank]
+
     def first(self) -> Alert | None:
-        raised = sorted(self.raised, key=lambda a: (a.step, -a.severity.rank))
-        return raised[0] if raised else None
+        """The entry a user reads first."""
+        shown = self.incidents
+        return shown[0] if shown else None
 
     def delay_epochs(self) -> float | None:
         """From the start (every mistake is there from step 1) to the first
@@ -239,7 +249,7 @@ def score(judged: list[Judged]) -> tuple[list[str], dict[str, Any]]:
         per_det[det] = {"on_healthy": on_healthy, "on_faults": on_faults, "precision": precision, "recall": recall}
         lines.append(f"{det:20} {on_healthy:17}  {on_faults:16}  {_fmt(precision):9}  {_fmt(recall)} of {len(cause_of)}")
 
-    counts = [len(j.raised) for j in faults]
+    counts = [len(j.incidents) for j in faults]
     contra = {j.id: c for j in healthy + faults if (c := contradictions(j))}
     if contra:
         lines.append("")
@@ -260,9 +270,9 @@ def score(judged: list[Judged]) -> tuple[list[str], dict[str, Any]]:
         "operator_recall_min": min(op_recalls) if op_recalls else None,
         "root_cause_first": _share(len(rooted), len(faults)),
         "median_delay_epochs": statistics.median(delays) if delays else None,
-        "alerts_per_fault_median": statistics.median(counts) if counts else None,
-        "alerts_per_fault_max": max(counts) if counts else None,
-        "alerts_per_healthy_max": max((len(j.raised) for j in healthy), default=0),
+        "incidents_per_fault_median": statistics.median(counts) if counts else None,
+        "incidents_per_fault_max": max(counts) if counts else None,
+        "incidents_per_healthy_max": max((len(j.incidents) for j in healthy), default=0),
         "contradictory_runs": len(contra),
         "operators": per_op,
         "detectors": per_det,
@@ -280,7 +290,7 @@ def score(judged: list[Judged]) -> tuple[list[str], dict[str, Any]]:
         f"false warnings per 100 healthy runs: {totals['false_warnings_per_100_healthy']}; faults caught "
         f"{_fmt(totals['fault_recall'])}, worst operator {_fmt(totals['operator_recall_min'])}; root cause first "
         f"{_fmt(totals['root_cause_first'])}; median delay {_fmt(totals['median_delay_epochs'])} epochs; "
-        f"warning+ alerts per fault: median {totals['alerts_per_fault_median']}, max {totals['alerts_per_fault_max']}; "
+        f"warning+ incidents per fault: median {totals['incidents_per_fault_median']}, max {totals['incidents_per_fault_max']}; "
         f"contradictory runs {len(contra)}"
     )
     return lines, totals
