@@ -113,7 +113,7 @@ def load(s: Setup) -> dict[str, Any]:
         rows = np.concatenate((neg, rng.permutation(pos)[:keep]))
         x, y = x[rows], y[rows]
     order = rng.permutation(len(x))
-    x, y = x[order].astype("float32") if kind != "tokens" else x[order], y[order]
+    x, y = x[order].astype("float32"), y[order]
     if s["dataset"].startswith("tokens"):
         x = x.astype("int32")
     n_val = max(len(x) // 5, 30)
@@ -125,7 +125,7 @@ def load(s: Setup) -> dict[str, Any]:
     if s.get("label_noise"):
         y_tr = y_tr.copy()
         flip = rng.random(len(y_tr)) < s["label_noise"]
-        y_tr[flip] = rng.permutation(y_tr)[flip] if s["label_noise"] < 1 else rng.permutation(y_tr)[flip]
+        y_tr[flip] = rng.permutation(y_tr)[flip]  # the flipped rows get labels drawn from the set's own
     if s.get("target_noise"):
         y_tr = y_tr + s["target_noise"] * rng.normal(size=y_tr.shape)
     scale, offset = s.get("input_scale", 1.0), s.get("input_offset", 0.0)
@@ -300,7 +300,7 @@ def train(s: Setup, path: str) -> dict[str, Any]:
     keras.utils.set_random_seed(s["seed"] % 2**31)
     data = load(s)
     model, loss = build(s, data)
-    n_fit = len(data["x"]) if s["validation"] == "data" and not s.get("val_scale") else len(data["x"])
+    n_fit = len(data["x"])
     epochs = plan_epochs(s, n_fit)
     steps = math.ceil((n_fit * (0.8 if s["validation"] == "split" else 1.0)) / s["batch_size"])
     metrics: Any = {"cls": ["accuracy"], "reg": []} if s["family"] == "multi" else (
