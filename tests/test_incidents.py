@@ -123,3 +123,24 @@ def test_the_peak_of_dead_units_is_the_probe_where_most_were_dead():
     ((_, dead),) = incidents(raw)
     assert dead.detector == "dead_relu" and dead.evidence["worst_fraction"] == 0.6
     assert dead.peak["step"] == 30 and dead.peak["evidence"]["worst_fraction"] == 0.9
+
+
+def test_weights_that_barely_move_then_a_stall_and_a_crawl_are_one_incident():
+    """A rate 1000x too low, as a fresh-seed corpus run read: the probe sees
+    one step move the weights by 1e-7 of their norm, then the loss stalls
+    (plateau) and crawls (slow convergence). One problem: the stall and the
+    crawl come under the update ratio, not as three more entries."""
+    linear = {"layers": [RELU_MODEL["layers"][0], {"name": "out", "class": "Dense", "units": 1, "activation": "linear"}]}
+    raw = [header(lr=3e-6, loss="mse", epochs=40, model=linear)]
+    loss = 1.0
+    for step in range(1, 801):
+        loss *= 0.99995 if step < 400 else 0.9997
+        raw.append(batch(step, loss))
+        if step % 20 == 0:
+            raw.append(epoch(step // 20 - 1, loss, loss * 1.02))
+        if step % 50 == 0:
+            raw.append(probe(step, layers={"a": {"update_ratio": 1e-7}, "b": {"update_ratio": 2e-7}, "c": {"update_ratio": 1e-7}}))
+    found = incidents(raw)
+    roots = [alert for depth, alert in found if depth == 0]
+    assert [a.detector for a in roots] == ["update_ratio"], [(a.detector, a.step) for a in roots]
+    assert {a.detector for a in roots[0].tree()} >= {"update_ratio", "plateau"}
