@@ -330,7 +330,7 @@ CAUSES: dict[str, tuple[str, ...]] = {  # by detector id, what its `defers_to` i
     "dead_relu": STEP_CAUSES,  # NaN weights, huge steps or raw inputs kill units
     "saturation": STEP_CAUSES,  # likewise they saturate them
     "update_ratio": STEP_CAUSES + ("dead_relu", "vanishing_gradients", "saturation"),  # a dead or saturated layer does not move
-    "exploding_gradients": CORRUPT,
+    "exploding_gradients": CORRUPT + SETUP_CAUSES + ("unscaled_targets",),  # raw data makes huge gradients
     "vanishing_gradients": CORRUPT,
     "chance_level": TRAINING_CAUSES + ("overfitting", "update_ratio"),  # validation at chance while training memorises
     "plateau": TRAINING_CAUSES + ("lr_config", "chance_level", "update_ratio"),  # weights that barely move

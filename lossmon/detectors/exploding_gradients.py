@@ -36,8 +36,10 @@ class ExplodingGradients(Detector):
     its starting value (WARNING; CRITICAL from `critical_factor`x) or
     `grad_ratio` exceeds `ratio_above` (WARNING), while the probe loss is
     at least `harm` (1.5x) its lowest so far (growth that costs nothing is
-    a model leaving its flat start) and vanishing_gradients' rules do not
-    hold on the same probe. NaN gradients are `nonfinite`'s."""
+    a model leaving its flat start); or the norm is `absolute` (100) or
+    more, whatever its start (an exploding recurrent net starts there);
+    never while vanishing_gradients' rules hold on the same probe. NaN
+    gradients are `nonfinite`'s."""
 
     id = "exploding_gradients"
     title = "Exploding gradients"
@@ -52,7 +54,9 @@ class ExplodingGradients(Detector):
         patience: int = 2,
         baseline: int = 3,
         harm: float = 1.5,
+        absolute: float = 100.0,
     ) -> None:
+        self.absolute = float(absolute)
         self.factor = factor
         self.harm = max(float(harm), 1.0)
         self._best_loss: float | None = None  # the lowest probe loss so far
@@ -91,11 +95,12 @@ class ExplodingGradients(Detector):
         else:
             base = min(self.start)
             ratio = value / base if base > 0 else 0.0
-        if not self.streak.update((ratio >= self.factor or deep) and harmed and not starved, record.step):
+        huge = value >= self.absolute  # no healthy corpus run's norm passed 45 (of 440); broken ones start at 1e2-1e5
+        if not self.streak.update(((ratio >= self.factor or deep) and harmed or huge) and not starved, record.step):
             return self._clear()
         self.active = True
         severity = Severity.CRITICAL if ratio >= self.critical_factor else Severity.WARNING
-        return [self._finding(record, value, ratio if ratio >= self.factor else None, severity, deep)]
+        return [self._finding(record, value, ratio if ratio >= self.factor else None, severity, deep, huge)]
 
     def _hurts(self, loss: float) -> bool:
         """The probe loss is `harm`x its best and has given back a quarter of
@@ -111,10 +116,17 @@ class ExplodingGradients(Detector):
             return [Clear()]
         return []
 
-    def _finding(self, record: Record, value: float, ratio: float | None, severity: Severity, deep: bool = False) -> Finding:
+    def _finding(
+        self, record: Record, value: float, ratio: float | None, severity: Severity, deep: bool = False, huge: bool = False
+    ) -> Finding:
         base = min(self.start) if self.start else None
         if not math.isfinite(value):
             message = f"gradient norm is {json_number(value)} at step {record.step}"
+        elif huge and ratio is None and not deep:
+            message = (
+                f"gradient norm {fmt(value)} at step {record.step}: far beyond what a working model shows "
+                f"(below {fmt(self.absolute)}), for {self.streak.count} probes in a row"
+            )
         elif ratio is None and deep:
             message = (
                 f"the first layer's gradient is {fmt(finite(record.values.get('grad_ratio')))}x the last layer's "

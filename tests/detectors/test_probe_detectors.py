@@ -261,6 +261,18 @@ def test_exploding_gradients_needs_harm_to_the_loss():
     assert alerts(growing_but_learning, "exploding_gradients") == []
 
 
+def test_exploding_gradients_from_the_first_step():
+    """A corpus SimpleRNN with a recurrent gain of 2-3: its gradient norm is
+    3365 at step 1 and shrinks while the loss falls from 353, so there is no
+    growth to see, but no working model has such a norm (healthy corpus runs
+    stay below 45)."""
+    rnn = [probe(s, grad_norm=g, probe_loss=l) for s, g, l in [(1, 3364.9, 353.0), (20, 2900.0, 40.0), (40, 2500.0, 9.0)]]
+    (alert,) = alerts(rnn, "exploding_gradients")
+    assert alert.step == 20 and "far beyond what a working model shows" in alert.message
+    healthy = [probe(s, grad_norm=g, probe_loss=l) for s, g, l in [(1, 0.89, 2.3), (20, 43.5, 0.4), (40, 30.0, 0.2)]]
+    assert alerts(healthy, "exploding_gradients") == []
+
+
 def test_exploding_gradients_autotrainer_depth_rule():
     steep = [probe(s, grad_norm=1.0, grad_ratio=r) for s, r in [(1, 80.0), (2, 90.0)]]
     (alert,) = alerts(steep, "exploding_gradients")
