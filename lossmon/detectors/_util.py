@@ -243,27 +243,24 @@ def lr_advice(info: RunInfo, direction: str, *, seen: bool = True, times: float 
     """The learning-rate clause of a hint, worded once for every detector,
     or None when no advice in that `direction` (LOWER or RAISE) applies.
 
-    A run is never told both ways: RAISE only when its rate is at most a
-    third of the optimizer's default; LOWER from a measure that does not
-    itself show overshooting (`seen=False`: dead or saturated units, large
-    updates, growing gradients) only when the rate is at least 3x the default.
-    The loss showing it (`seen=True`: divergence, zig-zags, NaN) may always
-    ask for a lower rate: the curve says so, whatever the default.
+    A run is never told both ways, whatever is open at once; the rate
+    against the optimizer's default decides: RAISE only when it is at most
+    a tenth of the default; LOWER when the loss itself shows overshooting
+    (`seen=True`: divergence, zig-zags, NaN) above that tenth, and from a
+    measure that does not show it (`seen=False`: dead or saturated units,
+    large updates, growing gradients) only from 3x the default.
     """
     lr, ratio = info.lr, info.lr_ratio()
+    low = ratio is not None and ratio <= 0.1
     if direction == LOWER:
-        if not seen and (ratio is None or ratio < 3.0):
+        if low or (not seen and (ratio is None or ratio < 3.0)):
             return None
         if ratio is not None and ratio >= 10.0:
             return info.lr_too_high()
         if lr is not None:
             return f"lower the learning rate {fmt_times(times)}x ({fmt_lr(lr)} -> {fmt_lr(lr / times)})"
         return f"lower the learning rate {fmt_times(times)}x"
-    if lr is None or ratio is None or ratio > 1 / 3:
-        return None
-    if ratio <= 0.1:
-        return info.lr_too_low(10.0)
-    return f"try a 3x higher learning rate ({fmt_lr(lr)} -> {fmt_lr(lr * 3)})"
+    return info.lr_too_low(10.0) if low else None
 
 
 def sentence(*parts: str | None) -> str:

@@ -203,7 +203,7 @@ class Oscillation(Detector):
         info = self.info
         evidence.update(info.optimizer_evidence())
         hint = sentence(
-            "each step overshoots: " + str(lr_advice(info, LOWER, times=3.0)),
+            "each step overshoots: " + (lr_advice(info, LOWER, times=3.0) or "the rate is low already, so look at the momentum"),
             "with SGD lower the momentum (0.9 -> 0.5) or switch to Adam",
             "a decaying schedule (ExponentialDecay, ReduceLROnPlateau) calms it later in the run",
             "standardise inputs (StandardScaler) so no direction is much steeper than the others",
