@@ -204,6 +204,8 @@ def test_two_processes_never_interleave(tmp_path):
     assert lines.pop() == b""
     switches, previous = 0, None
     for line in lines:
+        if not line:
+            continue  # a blank line (a writer that opened mid-write of the other, playing safe) loses nothing
         record = decode(line)
         assert record is not None, line[:80]
         assert record.data["pad"] == PADDING

@@ -90,7 +90,10 @@ class RunFileWriter:
                 self._next_check = time.monotonic() + _CHECK_EVERY
                 self._recreate_if_gone()
             if self._fresh_line:
-                line = b"\n" + line
+                # Judged again now: another process appending when the file
+                # was opened may have been mid-write (its line is whole by now).
+                if not _ends_in_newline(self.path, self._fd):
+                    line = b"\n" + line
                 self._fresh_line = False
             written = os.write(self._fd, line)
             # A short write is rare (signals, quotas); finish the line.
