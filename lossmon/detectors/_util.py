@@ -134,6 +134,15 @@ def step_noise(losses: np.ndarray) -> float | None:
     return float(np.median(np.abs(logs[1:] - logs[:-1])))
 
 
+def beyond_noise(past: np.ndarray, ratio: float, times: float) -> bool:
+    """Whether a jump by `ratio` (a spike over its reference, a rebound over
+    its best) stands out of the run's step noise over the steps `past`: its
+    log at least `times` the noise (any ratio counts while the noise is
+    unknown). The one rule spike and divergence both judge by."""
+    typical = step_noise(past)
+    return typical is None or math.log(ratio) >= times * typical
+
+
 OPEN, ON, CLEAR = "open", "on", "clear"
 
 def fresh_finite(block: Any, order: Order, name: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray] | None:

@@ -7,7 +7,6 @@ the drop that came before it must be large before anything is said.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import Any
 
@@ -33,7 +32,7 @@ from lossmon.detectors._util import (
     lr_advice,
     median,
     sentence,
-    step_noise,
+    beyond_noise,
     windows,
 )
 from lossmon.format import BATCH, EPOCH, HEADER, Record, json_safe
@@ -110,7 +109,7 @@ class Divergence(Detector):
 
     def _reset(self) -> None:
         self._recent: deque[float] = deque(maxlen=self.window)
-        self._steps: deque[float] = deque(maxlen=self.history)  # the latest raw per-step losses
+        self._steps: deque[float] = deque(maxlen=self.history + 1)  # the latest raw per-step losses, this one too
         self._early: list[float] = []  # raw values of the warm-up
         self._ema: EMA | None = None
         self._n = 0
@@ -171,7 +170,6 @@ class Divergence(Detector):
         self._n += 1
         if self._start is None:
             self._start = loss
-        self._past = np.asarray(self._steps)  # the noise this point is judged against
         if batch:
             self._steps.append(loss)
         self._recent.append(loss)
@@ -206,7 +204,7 @@ class Divergence(Detector):
         self._recent.extend(losses[-self.window :].tolist())
         seen = np.asarray(self._steps)
         everything = np.concatenate((seen, losses))  # row k's noise: the `history` steps before it
-        self._steps.extend(losses[-self.history :].tolist())
+        self._steps.extend(losses[-(self.history + 1) :].tolist())
         self._n += len(rows)
         smoothed = ema.run(points)
         self._smoothed = float(smoothed[-1])
@@ -235,7 +233,7 @@ class Divergence(Detector):
             blow_up, rebound = self._holds(1.0, s, start, best, best_any)
             for k in np.flatnonzero(rebound & ~blow_up).tolist():
                 at = len(seen) + k
-                rebound[k] = self._beyond_noise(everything[max(at - self.history, 0) : at], float(s[k] / best[k]))
+                rebound[k] = beyond_noise(everything[max(at - self.history, 0) : at], float(s[k] / best[k]), self.noise)
             fire = (blow_up | rebound) & ~unjudged
             if not self._active and not fire.any():
                 return []  # nothing fires, no alert on
@@ -267,15 +265,6 @@ class Divergence(Detector):
             # CRITICAL: a 10x blow-up that also wiped out everything learned.
             verdicts.append(finding(k, bool(critical[opened : k + 1].any())))
         return verdicts
-
-    def _beyond_noise(self, past: np.ndarray, ratio: float) -> bool:
-        """Whether a rebound of `ratio` stands out of the run's step noise
-        (_util.step_noise over the `history` steps before it): at least
-        `noise` times it in log terms. The smoothed loss of a run with
-        batches of 4 wanders 2x around its best on healthy runs of the
-        corpus; with batches of 32 the `factor` threshold alone decides."""
-        typical = step_noise(past)
-        return typical is None or math.log(ratio) >= self.noise * typical
 
     @staticmethod
     def _running_min(values: np.ndarray, best: float) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +316,8 @@ class Divergence(Detector):
         if best <= 0 or best_any <= 0:
             return self._clear()
         blow_up, rebound = (bool(x) for x in self._holds(1.0, s, start, best, best_any))
-        rebound = rebound and (self._source != "batch" or self._beyond_noise(self._past, s / best))
+        # The noise of the `history` steps before this one (the deque ends with it).
+        rebound = rebound and (self._source != "batch" or beyond_noise(np.asarray(self._steps)[:-1], s / best, self.noise))
         if blow_up or rebound:
             rule = "blow-up" if blow_up else "rebound"
             self._calm = 0

@@ -8,7 +8,6 @@ points straight at a fixed batch of an unshuffled data set.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 
 import numpy as np
@@ -25,7 +24,7 @@ from lossmon.detectors._util import (
     fresh_finite,
     median,
     row_medians,
-    step_noise,
+    beyond_noise,
     windows,
 )
 from lossmon.format import BATCH, Record, json_safe
@@ -88,7 +87,7 @@ class Spike(Detector):
             self._history.append(loss)
             if (
                 ref > 0 and loss >= self.ratio * ref and loss - ref >= self.mads * mad and loss > self._start
-                and self._beyond_noise(past, loss, ref)
+                and beyond_noise(past, loss / ref, self.noise)
             ):
                 # The spike stays out of the reference: one bad batch must
                 # not make the next one look normal.
@@ -110,8 +109,7 @@ class Spike(Detector):
         rows, values = found
         verdicts: list[tuple[int, Verdict]] = []
         seen = np.asarray(self._history)
-        self._everything = np.concatenate((seen, values))  # what each row's noise is judged on
-        self._offset = len(seen)
+        everything = np.concatenate((seen, values))  # what each row's noise is judged on
         self._history.extend(values[-self.history :].tolist())
         pos, size = 0, 4096
         while pos < len(rows):
@@ -123,7 +121,7 @@ class Spike(Detector):
             if self._start is None:
                 self._start = median(self._recent)
             stop = min(pos + size, len(rows))
-            spike = self._spikes_in(values[pos:stop], pos)
+            spike = self._spikes_in(values[pos:stop], everything, len(seen) + pos)
             calm = stop - pos if spike < 0 else spike
             self._hold(block, rows[pos : pos + calm], verdicts)
             self._recent.extend(values[max(pos, pos + calm - self.window) : pos + calm].tolist())  # the deque keeps `window`
@@ -152,20 +150,11 @@ class Spike(Detector):
         ref = max(median(recent.tolist()), 0.01 * self._start)
         return ref, median(np.abs(recent - ref).tolist()) * 1.4826
 
-    def _beyond_noise(self, past: np.ndarray, loss: float, ref: float) -> bool:
-        """Whether `loss` stands out of the run's own batch noise: its log
-        ratio to the reference is at least `noise` times the run's step
-        noise over the `history` steps before it (_util.step_noise). Batches
-        of 4 rows make per-step losses swing 3x from step to step on healthy
-        runs, batches of 32 a tenth of that: one threshold for both is
-        wrong for one of them (calibrated on the corpus, docs/detectors.md)."""
-        typical = step_noise(past)
-        return typical is None or math.log(loss / ref) >= self.noise * typical
-
-    def _spikes_in(self, candidates: np.ndarray, pos: int) -> int:
-        """Index of the first spike among `candidates` (rows `pos`... of the
-        block's fresh values), each judged against the window of the values
-        before it, or -1."""
+    def _spikes_in(self, candidates: np.ndarray, everything: np.ndarray, at: int) -> int:
+        """Index of the first spike among `candidates`, each judged against
+        the window of the values before it and the step noise of the
+        `history` values before it in `everything` (where the first
+        candidate is at `at`), or -1."""
         above = np.flatnonzero(candidates > self._start)  # a spike is above the starting loss: most rows are not
         if not len(above):
             return -1
@@ -177,8 +166,8 @@ class Spike(Detector):
             mad = row_medians(np.abs(past - ref[:, None])) * 1.4826
             hits = (ref > 0) & (loss >= self.ratio * ref) & (loss - ref >= self.mads * mad)
         for k in np.flatnonzero(hits).tolist():
-            at = self._offset + pos + int(above[k])
-            if self._beyond_noise(self._everything[max(at - self.history, 0) : at], float(loss[k]), float(ref[k])):
+            row = at + int(above[k])
+            if beyond_noise(everything[max(row - self.history, 0) : row], float(loss[k]) / float(ref[k]), self.noise):
                 return int(above[k])
         return -1
 
